@@ -1,0 +1,48 @@
+"""The table of component kinds: each kind's base class, registration hook and recipe wording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .augmentation import Augmentation
+from .component import Component
+from .dataset import Dataset
+from .encoder import Encoder
+from .head import Head
+from .loss import Loss
+from .optimizer import Optimizer
+from .scheduler import Scheduler
+from .stage import Stage
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One component kind: its name, its abstract base class and the hook that registers it."""
+
+    name: str
+    base: type[Component]
+    hook: str
+    plural: str
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec("augmentation", Augmentation, "register_augmentations", "augmentations"),
+        KindSpec("encoder", Encoder, "register_encoders", "encoders"),
+        KindSpec("head", Head, "register_heads", "heads"),
+        KindSpec("loss", Loss, "register_losses", "losses"),
+        KindSpec("optimizer", Optimizer, "register_optimizers", "optimizers"),
+        KindSpec("scheduler", Scheduler, "register_schedulers", "schedulers"),
+        KindSpec("dataset", Dataset, "register_datasets", "datasets"),
+        KindSpec("stage", Stage, "register_stages", "stages"),
+    )
+}
+
+
+def kind_spec(kind: str) -> KindSpec:
+    """The spec of ``kind``; accepts the plural too (``losses``). Raises ``ValueError`` otherwise."""
+    for spec in KINDS.values():
+        if kind in (spec.name, spec.plural):
+            return spec
+    raise ValueError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")

@@ -1,0 +1,179 @@
+"""Running a recipe: the run directory, its records, and the stages in order.
+
+Layout of a run directory::
+
+    recipe.resolved.toml   the validated recipe with every default filled in
+    manifest.json          versions, plugins, git commit, command line, start time
+    results.json           metrics of each finished stage, by stage key
+    <stage key>/           each stage's own files; stage.json marks it finished
+
+Running a recipe into a directory that already holds the same resolved recipe resumes it: finished
+stages are skipped (their metrics and artifacts restored) and the first unfinished one starts again
+(resuming from its own checkpoints if it writes any).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from .atomic import write_json_atomic, write_text_atomic
+from .errors import ContrastiveError
+from .manifest import build_manifest
+from .recipe import stage_keys
+from .registry import Registry
+from .stage import StageContext
+from .toml_writer import dumps
+
+RESOLVED_RECIPE = "recipe.resolved.toml"
+MANIFEST = "manifest.json"
+RESULTS = "results.json"
+STAGE_DONE = "stage.json"
+LOCK = ".lock"
+
+
+class RunDirectoryError(ContrastiveError):
+    """The run directory cannot be used as asked (another recipe in it, another run holding it)."""
+
+
+def resolved_toml(recipe: BaseModel) -> str:
+    """The recipe with every default filled in, as TOML that validates to the same recipe."""
+    return dumps(recipe.model_dump(mode="json", exclude_none=True))
+
+
+def run_recipe(
+    recipe: BaseModel,
+    *,
+    registry: Registry,
+    run_dir: Path,
+    console: Console,
+    recipe_path: Path | None = None,
+    command_line: list[str] | None = None,
+    fresh: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key."""
+    run_dir = Path(run_dir)
+    if fresh:
+        _clear_run_dir(run_dir, console)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(run_dir):
+        resolved = resolved_toml(recipe)
+        _check_same_recipe(run_dir, resolved)
+        write_text_atomic(run_dir / RESOLVED_RECIPE, resolved)
+        write_json_atomic(
+            run_dir / MANIFEST,
+            build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv),
+        )
+        results: dict[str, dict[str, Any]] = {}
+        artifacts: dict[str, dict[str, Path]] = {}
+        for index, (key, params) in enumerate(zip(stage_keys(recipe), recipe.stages, strict=True)):
+            stage_dir = run_dir / key
+            done = _read_done(stage_dir)
+            if done is not None:
+                console.print(f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]")
+                results[key] = done["metrics"]
+                artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
+                continue
+            console.print(f"[bold]stage {index + 1}/{len(recipe.stages)} {key}[/bold] ({params.type})")
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            stage = registry.get("stage", params.type).from_params(params)
+            context = StageContext(
+                recipe=recipe,
+                registry=registry,
+                run_dir=run_dir,
+                stage_dir=stage_dir,
+                key=key,
+                index=index,
+                console=console,
+                results=results,
+                artifacts=artifacts,
+            )
+            metrics = stage.run(context)
+            results[key] = metrics
+            produced = artifacts.get(key, {})
+            write_json_atomic(
+                stage_dir / STAGE_DONE,
+                {
+                    "metrics": metrics,
+                    "artifacts": {name: str(Path(path).resolve().relative_to(stage_dir.resolve())) for name, path in produced.items()},
+                },
+            )
+            write_json_atomic(run_dir / RESULTS, results)
+        write_json_atomic(run_dir / RESULTS, results)
+    console.print(results_table(results))
+    console.print(f"run directory: {run_dir}")
+    return results
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="results")
+    table.add_column("stage")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, metrics in results.items():
+        for index, (name, value) in enumerate(metrics.items()):
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            table.add_row(key if index == 0 else "", name, shown)
+    return table
+
+
+def _read_done(stage_dir: Path) -> dict[str, Any] | None:
+    marker = stage_dir / STAGE_DONE
+    if not marker.is_file():
+        return None
+    return json.loads(marker.read_text(encoding="utf-8"))
+
+
+def _check_same_recipe(run_dir: Path, resolved: str) -> None:
+    existing = run_dir / RESOLVED_RECIPE
+    if existing.is_file() and existing.read_text(encoding="utf-8") != resolved:
+        raise RunDirectoryError(
+            f"{run_dir} holds a run of a different recipe (see {existing}); resuming it with this recipe "
+            "would mix the two. Use another --out directory, or --fresh to start this directory over."
+        )
+
+
+def _clear_run_dir(run_dir: Path, console: Console) -> None:
+    if not run_dir.exists():
+        return
+    if not (run_dir / MANIFEST).is_file() and any(run_dir.iterdir()):
+        raise RunDirectoryError(
+            f"--fresh would delete {run_dir}, which is not empty and is not a contrastive run directory "
+            f"(no {MANIFEST}); refusing. Choose another --out directory."
+        )
+    with _exclusive(run_dir):
+        for child in run_dir.iterdir():
+            if child.name == LOCK:
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    console.print(f"--fresh: cleared {run_dir}")
+
+
+@contextmanager
+def _exclusive(run_dir: Path):
+    """Hold an exclusive lock on the run directory so a second run into it refuses instead of mixing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with open(run_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"another run is using {run_dir} (it holds {run_dir / LOCK}); wait for it to finish or use "
+                "another --out directory"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,80 @@
+"""A small TOML writer for resolved recipes (tomllib only reads).
+
+Handles what a validated recipe dumps to: tables, arrays of tables, strings, booleans, integers,
+floats (inf and nan included) and arrays of scalars. ``None`` values are left out (TOML has no null;
+a missing key means the default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def dumps(data: Mapping[str, Any], header: str = "") -> str:
+    """Serialise ``data`` as TOML text; ``header`` lines are written first as comments."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    _write_table(lines, (), data)
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def _write_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
+    scalars = {k: v for k, v in table.items() if v is not None and not _is_table(v) and not _is_table_array(v)}
+    for key, value in scalars.items():
+        lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in table.items():
+        if _is_table(value):
+            lines.extend(["", f"[{_dotted((*path, key))}]"])
+            _write_table(lines, (*path, key), value)
+        elif _is_table_array(value):
+            for item in value:
+                lines.extend(["", f"[[{_dotted((*path, key))}]]"])
+                _write_table(lines, (*path, key), item)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(isinstance(v, Mapping) for v in value)
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(_key(part) for part in path)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        if any(isinstance(item, Mapping) for item in value):
+            return "[" + ", ".join(_inline_table(item) for item in value) + "]"
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return _inline_table(value)
+    raise TypeError(f"cannot write {type(value).__name__} to TOML: {value!r}")
+
+
+def _inline_table(table: Mapping[str, Any]) -> str:
+    items = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in table.items() if v is not None)
+    return "{" + items + "}"
