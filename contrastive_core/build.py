@@ -14,7 +14,11 @@ from .registry import Registry, default_registry
 
 
 def build(
-    kind: str, params: Mapping[str, Any] | ComponentParams, *, registry: Registry | None = None, **context: Any
+    kind: str,
+    params: Mapping[str, Any] | ComponentParams,
+    *,
+    registry: Registry | None = None,
+    **context: Any,
 ) -> Any:
     """Build the component of ``kind`` that ``params["type"]`` names, from its validated params.
 
@@ -32,7 +36,9 @@ def build(
         validated = params
     else:
         if "type" not in params:
-            raise RecipeError(spec.name, [Problem("type", f"missing; registered: {', '.join(registry.names(spec.name))}")])
+            raise RecipeError(
+                spec.name, [Problem("type", f"missing; registered: {', '.join(registry.names(spec.name))}")]
+            )
         component = registry.get(spec.name, params["type"])
         try:
             validated = component.Params.model_validate(dict(params))

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import ContrastiveError
 from .kinds import KINDS, kind_spec
@@ -32,11 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except ContrastiveError as error:
-        errors.print(f"[bold red]error:[/bold red] {error}", markup=True, highlight=False, soft_wrap=True)
+        print_error(errors, error)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
+
+
+def print_error(console: Console, error: Exception) -> None:
+    """'error: ' in red, then the message verbatim (no rich markup: messages contain [brackets])."""
+    text = Text("error: ", style="bold red")
+    text.append(str(error))
+    console.print(text, soft_wrap=True)
 
 
 def _console(stderr: bool = False) -> Console:
@@ -46,39 +54,53 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _parser() -> argparse.ArgumentParser:
+    block_help = "do not load this plugin (repeatable; also CONTRASTIVE_BLOCK_PLUGINS=a,b)"
+    # --block is accepted before and after the command; the two lists are merged in _registry().
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--block",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="do not load this plugin (repeatable; also CONTRASTIVE_BLOCK_PLUGINS=a,b)",
+        "--block", dest="block_after", action="append", default=[], metavar="PLUGIN", help=block_help
     )
     parser = argparse.ArgumentParser(
         prog="contrastive",
         description="Contrastive self-supervised learning of visual representations.",
-        parents=[common],
     )
+    parser.add_argument("--block", action="append", default=[], metavar="PLUGIN", help=block_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", parents=[common], help="run a recipe's stages in order")
     run.add_argument("recipe", type=Path, help="the recipe TOML file")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name or recipe file stem>)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a recipe value, e.g. --set loss.temperature=0.2 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set loss.temperature=0.2 (repeatable)",
+    )
     run.add_argument("--fresh", action="store_true", help="start the run directory over instead of resuming")
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", parents=[common], help="check recipes without running them")
     validate.add_argument("recipes", type=Path, nargs="+", help="recipe TOML files")
-    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="override a recipe value before validating (repeatable)")
+    validate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value before validating (repeatable)",
+    )
     validate.set_defaults(handler=_validate)
 
-    plugins = commands.add_parser("plugins", parents=[common], help="list loaded plugins and what they register")
+    plugins = commands.add_parser(
+        "plugins", parents=[common], help="list loaded plugins and what they register"
+    )
     plugins.set_defaults(handler=_plugins)
 
-    listing = commands.add_parser("list", parents=[common], help="list registered components and their params")
+    listing = commands.add_parser(
+        "list", parents=[common], help="list registered components and their params"
+    )
     listing.add_argument("kind", nargs="?", help=f"one kind: {', '.join(KINDS)}")
     listing.set_defaults(handler=_list)
 
@@ -88,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace, strict: bool = True) -> Registry:
-    return Registry.from_plugin_manager(get_plugin_manager(blocked=args.block), strict=strict)
+    blocked = [*args.block, *args.block_after]
+    return Registry.from_plugin_manager(get_plugin_manager(blocked=blocked), strict=strict)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -118,9 +141,11 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             recipe = load_recipe(path, registry=registry, overrides=args.overrides)
         except ContrastiveError as error:
             failed += 1
-            errors.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+            print_error(errors, error)
             continue
-        console.print(f"[green]ok[/green] {path} ({len(recipe.stages)} stage{'s' if len(recipe.stages) != 1 else ''})")
+        console.print(
+            f"[green]ok[/green] {path} ({len(recipe.stages)} stage{'s' if len(recipe.stages) != 1 else ''})"
+        )
     return EXIT_BAD_INPUT if failed else 0
 
 
@@ -133,17 +158,24 @@ def _plugins(args: argparse.Namespace, console: Console) -> int:
         if info.blocked:
             registers = "[yellow]blocked[/yellow]"
         elif info.error:
-            registers = f"[red]failed: {info.error}[/red]"
+            registers = Text(f"failed: {info.error}", style="red")
         else:
-            registers = "\n".join(
-                f"{spec.name}: {', '.join(names)}"
-                for spec in KINDS.values()
-                if (names := [r.cls.name for r in registry.registrations(spec.name) if r.plugin == info.name])
-            ) or "(nothing)"
+            registers = (
+                "\n".join(
+                    f"{spec.name}: {', '.join(names)}"
+                    for spec in KINDS.values()
+                    if (
+                        names := [
+                            r.cls.name for r in registry.registrations(spec.name) if r.plugin == info.name
+                        ]
+                    )
+                )
+                or "(nothing)"
+            )
         table.add_row(info.name, info.origin, info.module or "", registers)
     console.print(table)
     for problem in registry.problems:
-        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        console.print(Text("problem: ", style="red") + Text(problem), soft_wrap=True)
     return EXIT_BAD_INPUT if registry.problems else 0
 
 
@@ -160,7 +192,9 @@ def _list(args: argparse.Namespace, console: Console) -> int:
             for field_name, field in component.Params.model_fields.items():
                 if field_name == "type":
                     continue
-                table.add_row("", "", field_name, describe_type(field.annotation), _default(field), field.description)
+                table.add_row(
+                    "", "", field_name, describe_type(field.annotation), _default(field), field.description
+                )
         console.print(table)
     return 0
 

@@ -8,11 +8,16 @@ from .augmentation import Augmentation
 from .component import Component
 from .dataset import Dataset
 from .encoder import Encoder
+from .errors import ContrastiveError
 from .head import Head
 from .loss import Loss
 from .optimizer import Optimizer
 from .scheduler import Scheduler
 from .stage import Stage
+
+
+class UnknownKindError(ContrastiveError, ValueError):
+    """A component kind that does not exist (e.g. ``contrastive list lossess``)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ KINDS: dict[str, KindSpec] = {
 
 
 def kind_spec(kind: str) -> KindSpec:
-    """The spec of ``kind``; accepts the plural too (``losses``). Raises ``ValueError`` otherwise."""
+    """The spec of ``kind``; accepts the plural too (``losses``). Raises :class:`UnknownKindError` otherwise."""
     for spec in KINDS.values():
         if kind in (spec.name, spec.plural):
             return spec
-    raise ValueError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+    raise UnknownKindError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")

@@ -13,7 +13,9 @@ from typing import Any
 from .registry import Registry
 
 
-def build_manifest(registry: Registry, *, recipe_path: Path | None, command_line: list[str]) -> dict[str, Any]:
+def build_manifest(
+    registry: Registry, *, recipe_path: Path | None, command_line: list[str]
+) -> dict[str, Any]:
     import torch
 
     from . import __version__
@@ -29,7 +31,12 @@ def build_manifest(registry: Registry, *, recipe_path: Path | None, command_line
         "cuda": torch.version.cuda,
         "contrastive": __version__,
         "plugins": [
-            {"name": info.name, "distribution": info.distribution, "version": info.version, "module": info.module}
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "module": info.module,
+            }
             for info in registry.plugins
             if info.error is None and not info.blocked
         ],

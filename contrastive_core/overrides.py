@@ -91,4 +91,6 @@ def _check_index(node: Any, index: int, override: Override) -> None:
     if not isinstance(node, list):
         raise ValueError(f"--set {override.text}: [{index}] indexes something that is not a list")
     if index >= len(node):
-        raise ValueError(f"--set {override.text}: index {index} is out of range (the list has {len(node)} entries)")
+        raise ValueError(
+            f"--set {override.text}: index {index} is out of range (the list has {len(node)} entries)"
+        )

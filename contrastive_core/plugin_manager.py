@@ -39,7 +39,7 @@ class PluginInfo:
     @property
     def origin(self) -> str:
         if self.distribution is None:
-            return "(registered directly)"
+            return "registered directly"
         return f"{self.distribution} {self.version}"
 
 

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .component import ComponentParams
 from .errors import Problem, RecipeError, UnknownComponentError, closest
 from .overrides import Override, apply_overrides, parse_override
 from .registry import Registry
@@ -78,7 +77,10 @@ def recipe_model(registry: Registry) -> type[BaseModel]:
         data=optional("dataset", "The dataset pretraining and (by default) evaluation use."),
         augmentations=(
             list[augmentation] if augmentation is not None else list[None],
-            Field(default_factory=list, description="The augmentation pipeline, applied in order to make each view."),
+            Field(
+                default_factory=list,
+                description="The augmentation pipeline, applied in order to make each view.",
+            ),
         ),
         model=(model_section | None, Field(None, description="Encoder and projection head.")),
         loss=optional("loss", "The self-supervised loss."),
@@ -105,9 +107,7 @@ def stage_keys(recipe: BaseModel) -> list[str]:
 # --------------------------------------------------------------------------------------- validation
 
 
-def load_recipe(
-    path: str | Path, *, registry: Registry, overrides: Sequence[str] = ()
-) -> BaseModel:
+def load_recipe(path: str | Path, *, registry: Registry, overrides: Sequence[str] = ()) -> BaseModel:
     """Read, override and validate the recipe at ``path``; raises :class:`RecipeError`."""
     path = Path(path)
     source = str(path)
@@ -183,7 +183,9 @@ def _check_types(data: Mapping[str, Any], registry: Registry) -> list[Problem]:
         if not isinstance(value, Mapping):
             problems.append(Problem(where, f"expected a table with a 'type' key, got {_show(value)}"))
         elif "type" not in value:
-            problems.append(Problem(f"{where}.type", f"missing; registered {kind} types: {', '.join(names) or '(none)'}"))
+            problems.append(
+                Problem(f"{where}.type", f"missing; registered {kind} types: {', '.join(names) or '(none)'}")
+            )
         elif value["type"] not in names:
             problems.append(Problem(f"{where}.type", str(UnknownComponentError(kind, value["type"], names))))
     if "stages" not in data:
@@ -192,14 +194,19 @@ def _check_types(data: Mapping[str, Any], registry: Registry) -> list[Problem]:
 
 
 def _check_stage_requirements(recipe: BaseModel, registry: Registry) -> list[Problem]:
+    """Each stage's ``requires`` (section names, dotted for nested ones: ``model.head``) are present."""
     problems = []
     for index, stage in enumerate(recipe.stages):
-        cls = registry.get("stage", stage.type)
-        for section in cls.requires:
-            present = getattr(recipe, section, None) if section != "head" else (recipe.model and recipe.model.head)
-            if not present:
+        for section in registry.get("stage", stage.type).requires:
+            value: Any = recipe
+            for part in section.split("."):
+                value = getattr(value, part, None)
+            if value is None or value == []:
                 problems.append(
-                    Problem(f"stages[{index}]", f"stage {stage.type!r} needs the [{section}] section, which the recipe lacks")
+                    Problem(
+                        f"stages[{index}]",
+                        f"stage {stage.type!r} needs [{section}], which the recipe does not have",
+                    )
                 )
     return problems
 

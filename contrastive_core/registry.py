@@ -68,7 +68,9 @@ class Registry:
                 for component in returned or []:
                     problem = _check_component(component, spec.name, spec.base)
                     if problem:
-                        problems.append(f"plugin {impl.plugin_name!r} ({info.origin}), {spec.hook}(): {problem}")
+                        problems.append(
+                            f"plugin {impl.plugin_name!r} ({info.origin}), {spec.hook}(): {problem}"
+                        )
                         continue
                     registration = Registration(component, impl.plugin_name, info)
                     existing = entries[spec.name].get(component.name)
@@ -119,9 +121,11 @@ def _check_component(component: object, kind: str, base: type) -> str | None:
     if not (inspect.isclass(params) and issubclass(params, ComponentParams)):
         return f"{label}.Params must be a subclass of contrastive_core.ComponentParams"
     type_field = params.model_fields.get("type")
-    if type_field is None or typing.get_origin(type_field.annotation) is not typing.Literal or typing.get_args(
-        type_field.annotation
-    ) != (name,):
+    if (
+        type_field is None
+        or typing.get_origin(type_field.annotation) is not typing.Literal
+        or typing.get_args(type_field.annotation) != (name,)
+    ):
         return f"{label}.Params must declare `type: Literal[{name!r}]`"
     if params.model_config.get("extra") != "forbid":
         return f"{label}.Params must forbid unknown keys (model_config extra='forbid')"

@@ -78,7 +78,9 @@ def run_recipe(
             stage_dir = run_dir / key
             done = _read_done(stage_dir)
             if done is not None:
-                console.print(f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]")
+                console.print(
+                    f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]"
+                )
                 results[key] = done["metrics"]
                 artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
                 continue
@@ -103,7 +105,10 @@ def run_recipe(
                 stage_dir / STAGE_DONE,
                 {
                     "metrics": metrics,
-                    "artifacts": {name: str(Path(path).resolve().relative_to(stage_dir.resolve())) for name, path in produced.items()},
+                    "artifacts": {
+                        name: str(Path(path).resolve().relative_to(stage_dir.resolve()))
+                        for name, path in produced.items()
+                    },
                 },
             )
             write_json_atomic(run_dir / RESULTS, results)

@@ -15,9 +15,6 @@ if TYPE_CHECKING:
     from .recipe import Recipe
     from .registry import Registry
 
-#: The recipe sections a stage may declare it needs (see :attr:`Stage.requires`).
-RECIPE_SECTIONS = ("data", "augmentations", "model", "loss", "optimizer", "scheduler")
-
 
 @dataclass
 class StageContext:
@@ -42,8 +39,8 @@ class StageContext:
 class Stage(Component):
     """A stage runs once per recipe run, in order, and returns its metrics.
 
-    ``requires`` names the shared recipe sections the stage reads; validation reports a recipe that
-    lacks one of them before anything runs. ``run`` returns a JSON-serialisable dict of metrics that
+    ``requires`` names the shared recipe sections the stage reads (dotted for nested ones, e.g.
+    ``"model.head"``); validation reports a recipe that lacks one of them before anything runs. ``run`` returns a JSON-serialisable dict of metrics that
     goes into ``results.json`` under the stage's key, and may record files it wrote in
     ``context.artifacts[context.key]``. A stage that finished is not run again when the same recipe is
     resumed in the same run directory; its recorded metrics and artifacts are restored instead.

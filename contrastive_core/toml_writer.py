@@ -7,7 +7,6 @@ a missing key means the default).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -24,7 +23,9 @@ def dumps(data: Mapping[str, Any], header: str = "") -> str:
 
 
 def _write_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
-    scalars = {k: v for k, v in table.items() if v is not None and not _is_table(v) and not _is_table_array(v)}
+    scalars = {
+        k: v for k, v in table.items() if v is not None and not _is_table(v) and not _is_table_array(v)
+    }
     for key, value in scalars.items():
         lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in table.items():
@@ -50,7 +51,23 @@ def _dotted(path: tuple[str, ...]) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.match(key) else _string(key)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and every control character (DEL too) escaped."""
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _value(value: Any) -> str:
@@ -65,7 +82,7 @@ def _value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, list | tuple):
         if any(isinstance(item, Mapping) for item in value):
             return "[" + ", ".join(_inline_table(item) for item in value) + "]"
