@@ -6,6 +6,7 @@ Bad recipes and plugin problems print a message (no traceback) and exit with cod
 from __future__ import annotations
 
 import argparse
+import shlex
 import json
 import sys
 import typing
@@ -17,12 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import ContrastiveError
+from .interrupt import TrainingInterrupted
 from .kinds import KINDS, kind_spec
 from .plugin_manager import get_plugin_manager
 from .recipe import load_recipe, recipe_model
 from .registry import Registry
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,10 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, console)
     except ContrastiveError as error:
         print_error(errors, error)
-        return EXIT_BAD_INPUT
+        return error.exit_code
+    except TrainingInterrupted as stopped:
+        errors.print(Text(f"{stopped}\nResume with the same command: {shlex.join(_resume_command(args))}"))
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         errors.print("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def print_error(console: Console, error: Exception) -> None:
@@ -120,6 +126,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     registry = _registry(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     run_dir = args.out or Path("runs") / (recipe.run.name or args.recipe.stem)
+    args.out_resolved = run_dir
     run_recipe(
         recipe,
         registry=registry,
@@ -130,6 +137,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         fresh=args.fresh,
     )
     return 0
+
+
+def _resume_command(args: argparse.Namespace) -> list[str]:
+    """The command that resumes an interrupted run: same recipe, overrides and run directory."""
+    command = ["contrastive", "run", str(args.recipe), "--out", str(args.out_resolved)]
+    for override in args.overrides:
+        command += ["--set", override]
+    for plugin in [*args.block, *args.block_after]:
+        command += ["--block", plugin]
+    return command
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:

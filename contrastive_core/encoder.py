@@ -32,3 +32,15 @@ class Encoder(Component, nn.Module):
     @abstractmethod
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, H, W) float -> h: (B, feature_dim)."""
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights as written to ``encoder.safetensors``.
+
+        Encoders wrapping a well-known architecture override this to use its plain key names (a
+        torchvision ResNet state dict), so the file loads into that architecture without this library.
+        """
+        return self.state_dict()
+
+    def load_exported_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`export_state_dict` (strict: every key must match)."""
+        self.load_state_dict(state, strict=True)

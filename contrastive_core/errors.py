@@ -17,7 +17,13 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
 
 
 class ContrastiveError(Exception):
-    """Base of the errors the CLI reports as a clean message with exit code 2."""
+    """Base of the errors the CLI reports as a clean message, without a traceback.
+
+    ``exit_code`` is 2 for bad input (recipes, plugins, data, run directories); errors of a run that
+    started correctly (a diverging loss, a failed checkpoint write) use 1.
+    """
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Exported encoders: ``encoder.safetensors`` plus ``encoder.json``, and loading them back.
+
+``encoder.safetensors`` holds the encoder's weights only (safetensors: no code can hide in it); for the
+ResNet encoders these are plain torchvision ResNet keys, so ``torchvision.models.resnet50()`` loads them
+(without its ``fc`` layer). ``encoder.json`` records the encoder's recipe params so
+:func:`load_encoder` can rebuild it through the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from .atomic import write_atomic, write_json_atomic
+from .encoder import Encoder
+from .errors import ContrastiveError
+from .registry import Registry
+
+WEIGHTS = "encoder.safetensors"
+CONFIG = "encoder.json"
+FORMAT = "contrastive-encoder"
+
+
+class EncoderFileError(ContrastiveError):
+    """An exported encoder that is missing or unreadable."""
+
+
+def export_encoder(encoder: Encoder, directory: str | Path) -> dict[str, Path]:
+    """Write ``encoder.safetensors`` and ``encoder.json`` into ``directory``; returns both paths."""
+    directory = Path(directory)
+    state = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in encoder.export_state_dict().items()}
+    write_atomic(directory / WEIGHTS, lambda file: file.write(save(state)))
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "version": 1,
+        "encoder": encoder.params.model_dump(mode="json"),
+        "feature_dim": encoder.feature_dim,
+    }
+    write_json_atomic(directory / CONFIG, config)
+    return {"encoder": directory / WEIGHTS, "encoder_config": directory / CONFIG}
+
+
+def load_encoder(path: str | Path, *, registry: Registry | None = None, map_location: str = "cpu") -> Encoder:
+    """Rebuild an exported encoder from its directory (or its ``encoder.safetensors`` path)."""
+    from .build import build
+
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    weights, config_file = directory / WEIGHTS, directory / CONFIG
+    for needed in (weights, config_file):
+        if not needed.is_file():
+            raise EncoderFileError(f"no exported encoder at {directory}: {needed.name} is missing (looked for {needed})")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise EncoderFileError(f"{config_file} is not valid JSON: {error}") from None
+    if config.get("format") != FORMAT:
+        raise EncoderFileError(f"{config_file} is not a contrastive encoder config (format {config.get('format')!r})")
+    encoder = build("encoder", config["encoder"], registry=registry)
+    try:
+        state = load_file(str(weights), device=map_location)
+    except Exception as error:  # noqa: BLE001 - safetensors raises several types for corrupt files
+        raise EncoderFileError(f"cannot read {weights}: {error}") from None
+    try:
+        encoder.load_exported_state_dict(state)
+    except RuntimeError as error:
+        raise EncoderFileError(f"{weights} does not match the encoder in {config_file}: {error}") from None
+    return encoder
+
+
+def load_torchvision_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The raw tensors of ``encoder.safetensors`` (for ``torchvision_model.load_state_dict``)."""
+    path = Path(path)
+    return load_file(str(path / WEIGHTS if path.is_dir() else path))

@@ -1,0 +1,208 @@
+"""A folder of image files, one sub-folder per class, ImageNet style::
+
+    root/train/<class name>/<any path>.JPEG
+    root/val/<class name>/<any path>.JPEG
+
+Class indices follow the sorted class folder names of the training split (so every split maps a name
+to the same index). Files are read as bytes and decoded with ``torchvision.io.decode_image`` (JPEG,
+PNG, WebP, GIF) to uint8 RGB; grey, palette and alpha images are converted to 3 channels.
+
+Items of a batch need one size, so every image is resized on load: its SHORTER side is scaled to
+``image_size`` (bilinear, antialiased), then the centre ``image_size x image_size`` square is cut out.
+This keeps the aspect ratio and loses the borders of the longer side, as the usual ImageNet evaluation
+transform does; SimCLR's random resized crop then works on that square.
+
+Image folders are not held in memory (``tensors`` returns None); the engine reads them with workers.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.utils.data
+from pydantic import Field
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as F
+
+from contrastive_core import ComponentParams, Dataset
+
+from .errors import BadImageError, DatasetNotFoundError, UnknownSplitError
+
+#: Suffixes of the formats decode_image reads (compared lower-case); other files are ignored.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted; hidden files such as macOS ``._x.jpg``
+    resource forks are left out because they carry an image suffix without being images."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
+def decode_square(path: Path, size: int) -> torch.Tensor:
+    """The image file ``path`` as uint8 (3, size, size): decoded, shorter side resized, centre-cropped.
+
+    Raises :class:`BadImageError` naming the file when it is empty, truncated or not an image.
+    """
+    data = path.read_bytes()
+    if not data:
+        raise BadImageError(path, "empty file")
+    try:
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError as error:
+        # torchvision reports truncated and unknown data as RuntimeError, prefixed with the C++ location.
+        raise BadImageError(path, re.sub(r"^\w+, \S+:\d+, ", "", str(error)).strip()) from None
+    if image.ndim == 4:  # an animated GIF: (frames, C, H, W); its first frame stands for it
+        image = image[0]
+    image = F.resize(image, [size], antialias=True)
+    return F.center_crop(image, [size, size])
+
+
+class ImageFolderSplit(torch.utils.data.Dataset):
+    """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``.
+
+    With ``on_bad_image="skip"`` an unreadable file is recorded in :attr:`bad_files` and its index yields
+    the next readable image of the split instead, so a DataLoader batch keeps its size. Each DataLoader
+    worker holds its own copy of this object, so :attr:`skipped` counts the files met in this process.
+    """
+
+    def __init__(
+        self, files: list[Path], labels: list[int], image_size: int, on_bad_image: Literal["error", "skip"]
+    ) -> None:
+        self.files = files
+        self.labels = torch.tensor(labels, dtype=torch.int64)
+        self.image_size = image_size
+        self.on_bad_image = on_bad_image
+        self.bad_files: set[Path] = set()
+
+    @property
+    def skipped(self) -> int:
+        """Number of distinct unreadable files skipped so far (in this process)."""
+        return len(self.bad_files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        count = len(self.files)
+        if not -count <= index < count:
+            raise IndexError(f"index {index} out of range for {count} images")
+        for offset in range(count):
+            position = (index + offset) % count
+            path = self.files[position]
+            if path in self.bad_files:
+                continue
+            try:
+                return decode_square(path, self.image_size), int(self.labels[position])
+            except BadImageError as error:
+                if self.on_bad_image == "error":
+                    raise
+                self.bad_files.add(path)
+                warnings.warn(f"skipping {error.path}: {error.reason}", stacklevel=2)
+        raise BadImageError(self.files[index], "no file of this split is a readable image")
+
+
+class ImageFolderParams(ComponentParams):
+    type: Literal["image_folder"]
+
+    root: str
+    """Folder holding one sub-folder per split, each with one sub-folder of images per class."""
+
+    train_dir: str = "train"
+    """Sub-folder of root with the training split (split "train"); it defines the classes."""
+
+    test_dir: str = "val"
+    """Sub-folder of root with the split used for testing (split "test"); ImageNet's is "val"."""
+
+    image_size: int = Field(224, gt=0)
+    """Side S of the square images: the shorter side is resized to S, then the centre S x S is kept."""
+
+    on_bad_image: Literal["error", "skip"] = "error"
+    """What a truncated or non-image file does: "error" stops with its path, "skip" leaves it out
+    (its index yields the next readable image) and counts it in the split's `skipped`."""
+
+
+class ImageFolder(Dataset):
+    """Images in root/<split>/<class>/ folders (ImageNet style), decoded and centre-cropped to a square."""
+
+    name = "image_folder"
+    Params = ImageFolderParams
+
+    def __init__(self, params: ImageFolderParams) -> None:
+        super().__init__(params)
+        self._classes: list[str] | None = None
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "test")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.params.root).expanduser()
+
+    def folder(self, name: str) -> Path:
+        """The folder of split ``name``."""
+        if name not in self.splits:
+            raise UnknownSplitError(self.name, name, self.splits)
+        return self.root / (self.params.train_dir if name == "train" else self.params.test_dir)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class folder names of the training split (of the test split if there is no training one)."""
+        if self._classes is None:
+            source = self.folder("train")
+            if not source.is_dir():
+                source = self.folder("test")
+            if not source.is_dir():
+                raise DatasetNotFoundError(
+                    self.name,
+                    [f"{self.folder('train')}/<class>/<image>", f"{self.folder('test')}/<class>/<image>"],
+                    "Put the images in one sub-folder per class under each split folder, or set train_dir "
+                    "and test_dir to the split folders' names.",
+                )
+            self._classes = sorted(entry.name for entry in source.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> ImageFolderSplit:
+        folder = self.folder(name)
+        if not folder.is_dir():
+            raise DatasetNotFoundError(
+                self.name,
+                [f"{folder}/<class>/<image>"],
+                f"Put the {name} images in one sub-folder per class under {folder}, or set "
+                f"{'train_dir' if name == 'train' else 'test_dir'} to the folder's name under {self.root}.",
+            )
+        index_of = {class_name: index for index, class_name in enumerate(self.classes)}
+        files: list[Path] = []
+        labels: list[int] = []
+        for class_folder in sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")):
+            if class_folder.name not in index_of:
+                raise DatasetNotFoundError(
+                    self.name,
+                    [str(self.folder("train") / class_folder.name)],
+                    f"The class folder {class_folder} has no counterpart in the training split, whose classes "
+                    "define the labels; every split must use the training split's class names.",
+                )
+            images = list_images(class_folder)
+            files += images
+            labels += [index_of[class_folder.name]] * len(images)
+        if not files:
+            raise DatasetNotFoundError(
+                self.name,
+                [f"{folder}/<class>/<image>{{{','.join(sorted(IMAGE_SUFFIXES))}}}"],
+                "No image file was found in the class sub-folders; suffixes other than these are ignored.",
+            )
+        return ImageFolderSplit(files, labels, self.params.image_size, self.params.on_bad_image)

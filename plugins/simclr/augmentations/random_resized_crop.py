@@ -1,0 +1,146 @@
+"""Random crop of random size and aspect ratio, resized to a fixed square (SimCLR's main augmentation)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from kornia.filters import gaussian_blur2d
+from kornia.geometry.transform import crop_and_resize
+from pydantic import Field, model_validator
+
+from contrastive_core import ComponentParams
+
+from ._sampling import uniform
+from .per_sample import PerSampleAugmentation
+
+#: Tries per sample before falling back to the central crop (the Inception-style crop's budget).
+CROP_TRIES = 10
+
+
+class RandomResizedCropParams(ComponentParams):
+    type: Literal["random_resized_crop"] = "random_resized_crop"
+    size: int = Field(gt=0)
+    """Side of the square output in pixels (224 for ImageNet, 32 for CIFAR-10)."""
+    scale: tuple[float, float] = (0.08, 1.0)
+    """Range of the crop's area as a fraction of the image's area; drawn uniformly."""
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    """Range of the crop's aspect ratio width / height; its logarithm is drawn uniformly."""
+    antialias: bool = False
+    """Low-pass filter the image before shrinking a crop, so that downscaling does not alias."""
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> RandomResizedCropParams:
+        low, high = self.scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}")
+        low, high = self.ratio
+        if not 0 < low <= high:
+            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
+        return self
+
+
+class RandomResizedCrop(PerSampleAugmentation):
+    """Crop a random area (8-100%) and aspect ratio (3/4-4/3) of each image, resize it to size x size.
+
+    The crop of Szegedy et al. (2015) used by SimCLR (Chen et al., 2020, Appendix A). Per sample and per
+    try, the area fraction is drawn from U(scale) and the log aspect ratio from U(log ratio); the
+    rounded width and height ``w = round(sqrt(A * f * r))``, ``h = round(sqrt(A * f / r))`` are accepted
+    when they fit in the image. All ``CROP_TRIES`` tries of the whole batch are drawn at once and each
+    sample keeps its first accepted one; a sample with none gets the central crop with the aspect ratio
+    clipped to ``ratio``. The accepted crop's top-left corner is uniform over the positions where it fits.
+
+    The crops are resized together with one bilinear warp (``kornia.geometry.transform.crop_and_resize``,
+    pixel centres of the crop's corners mapped onto the output's corners). ``antialias`` first blurs
+    each image with a Gaussian of standard deviation ``(crop side / size - 1) / 2`` per axis, so a
+    crop that is shrunk does not alias; a crop that is enlarged is left sharp.
+
+    Input (B, C, H, W) float in [0, 1] -> output (B, C, size, size).
+    """
+
+    name = "random_resized_crop"
+    Params = RandomResizedCropParams
+    params: RandomResizedCropParams
+
+    def sample_params(
+        self, batch_shape: torch.Size, device: torch.device, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """(B, C, H, W) -> ``top``, ``left``, ``height``, ``width``: (B,) int64 crop boxes in pixels."""
+        batch, _, image_height, image_width = batch_shape
+        area = image_height * image_width
+        fractions = uniform(*self.params.scale, (batch, CROP_TRIES), device, generator)
+        log_low, log_high = math.log(self.params.ratio[0]), math.log(self.params.ratio[1])
+        aspect = torch.exp(uniform(log_low, log_high, (batch, CROP_TRIES), device, generator))
+        widths = torch.round(torch.sqrt(area * fractions * aspect))
+        heights = torch.round(torch.sqrt(area * fractions / aspect))
+        fits = (widths >= 1) & (widths <= image_width) & (heights >= 1) & (heights <= image_height)
+        # argmax returns the first maximal index, i.e. the first try that fits (0 when none does).
+        first_fit = fits.to(torch.uint8).argmax(dim=1, keepdim=True)
+        found = fits.any(dim=1)
+
+        fallback_height, fallback_width = self._central_crop_size(image_height, image_width)
+        height = torch.where(found, heights.gather(1, first_fit).squeeze(1), float(fallback_height))
+        width = torch.where(found, widths.gather(1, first_fit).squeeze(1), float(fallback_width))
+
+        # The corner is drawn for every sample (so the number of draws does not depend on the outcome)
+        # and replaced by the centre for the fallback crops.
+        position = torch.rand((batch, 2), generator=generator, device=device)
+        top = torch.floor(position[:, 0] * (image_height - height + 1)).clamp(max=image_height - height)
+        left = torch.floor(position[:, 1] * (image_width - width + 1)).clamp(max=image_width - width)
+        top = torch.where(found, top, float((image_height - fallback_height) // 2))
+        left = torch.where(found, left, float((image_width - fallback_width) // 2))
+        return {
+            "top": top.long(),
+            "left": left.long(),
+            "height": height.long(),
+            "width": width.long(),
+        }
+
+    def _central_crop_size(self, image_height: int, image_width: int) -> tuple[int, int]:
+        """(height, width) of the fallback crop: the largest central one with its ratio inside ``ratio``."""
+        low, high = self.params.ratio
+        image_ratio = image_width / image_height
+        if image_ratio < low:
+            return min(image_height, round(image_width / low)), image_width
+        if image_ratio > high:
+            return image_height, min(image_width, round(image_height * high))
+        return image_height, image_width
+
+    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, size, size): each sample's box cropped and resized bilinearly."""
+        size = self.params.size
+        dtype = images.dtype
+        top, left = params["top"].to(dtype), params["left"].to(dtype)
+        bottom = top + params["height"].to(dtype) - 1
+        right = left + params["width"].to(dtype) - 1
+        # Corners in (x, y) order: top-left, top-right, bottom-right, bottom-left (kornia's convention).
+        boxes = torch.stack(
+            [
+                torch.stack([left, top], dim=-1),
+                torch.stack([right, top], dim=-1),
+                torch.stack([right, bottom], dim=-1),
+                torch.stack([left, bottom], dim=-1),
+            ],
+            dim=1,
+        )
+        if self.params.antialias:
+            images = self._antialias(images, params)
+        return crop_and_resize(images, boxes, (size, size), mode="bilinear", align_corners=True)
+
+    def _antialias(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Blur each image with the Gaussian that suits its crop's downscale factor per axis."""
+        _, _, image_height, image_width = images.shape
+        size = self.params.size
+        # The largest possible shrink (the whole image to `size`) bounds every sample's sigma, so the
+        # shared kernel size follows from shapes alone, without reading the sampled boxes on the host.
+        largest_sigma = (max(image_height, image_width) / size - 1) / 2
+        if largest_sigma <= 0:
+            return images
+        radius = math.ceil(2 * largest_sigma)
+        # Reflect padding needs the radius to stay below each side.
+        kernel = (2 * min(radius, image_height - 1) + 1, 2 * min(radius, image_width - 1) + 1)
+        shrink = torch.stack([params["height"], params["width"]], dim=-1).to(images.dtype) / size
+        # A tiny positive sigma gives a one-hot kernel: the crops that are enlarged stay untouched.
+        sigma = ((shrink - 1) / 2).clamp(min=1e-3)
+        return gaussian_blur2d(images, kernel, sigma, border_type="reflect")

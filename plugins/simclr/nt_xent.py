@@ -1,0 +1,98 @@
+"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy loss (Chen et al., 2020, Sec. 2.1, Eq. 1).
+
+With the 2N projections of a batch of N images (two views each), sim(u, v) = u.v / (||u|| ||v||) and
+temperature tau, the loss of the positive pair (i, j) is
+
+    l(i, j) = -log( exp(sim(z_i, z_j) / tau) / sum_{k != i} exp(sim(z_i, z_k) / tau) )
+
+and the batch loss averages it over both orderings of every positive pair, i.e. over all 2N anchors:
+L = 1/(2N) sum_k [l(2k-1, 2k) + l(2k, 2k-1)]. Each anchor has one positive and 2N - 2 negatives.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from contrastive_core import ComponentParams, Loss
+
+from .distributed import all_reduce_mean, gather_with_grad, rank, world_size
+
+
+class NTXentParams(ComponentParams):
+    type: Literal["nt_xent"] = "nt_xent"
+
+    temperature: float = Field(default=0.1, gt=0)
+    """Temperature tau dividing the cosine similarities; paper: 0.1 on ImageNet, 0.5 on CIFAR-10."""
+
+    gather_across_processes: bool = True
+    """With several processes, take negatives from the global batch (gathered with grad), as the paper."""
+
+
+class NTXent(Loss):
+    """NT-Xent contrastive loss of SimCLR: cosine similarity / tau, 2N-2 negatives, both views as anchors.
+
+    ``loss(z_a, z_b)``: ``z_a`` and ``z_b`` are ``(B, d)`` projections of the two views; row i of each comes
+    from the same image. Returns a 0-d float32 (or float64 for float64 inputs) tensor.
+
+    Numerics: computed in at least float32 with autocast disabled, whatever the input dtype, because the
+    logits reach 1/tau = 100 at tau = 0.01 and bf16 keeps only ~3 significant digits. The softmax is
+    evaluated by ``cross_entropy`` (log-sum-exp, max-shifted), never ``exp(1/tau)`` directly, and each
+    anchor's similarity with itself is excluded by setting its logit to -inf.
+
+    Distributed (``gather_across_processes`` and world size W > 1; every process must have the same B):
+    the normalised embeddings of all processes are gathered with :func:`gather_with_grad`; process r
+    computes the loss of its own 2B anchors against all 2WB candidates. Its gradient is that of the mean
+    over its local anchors, and the gather's backward sums what every process sends back to r's rows, so
+    r's input gradient is W times the global loss' gradient for its rows; DDP's average over W processes
+    then gives exactly the gradient of one process holding the global batch. The *value* returned is the
+    global-batch loss (the local means averaged over processes), identical on every process.
+    """
+
+    name: ClassVar[str] = "nt_xent"
+    Params: ClassVar[type[ComponentParams]] = NTXentParams
+    params: NTXentParams
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """z_a, z_b: (B, d) -> scalar: the mean of l(i, j) over the 2B (2WB when gathering) anchors."""
+        if z_a.ndim != 2 or z_a.shape != z_b.shape:
+            raise ValueError(
+                f"nt_xent expects two (B, d) tensors of the same shape, got {tuple(z_a.shape)} and "
+                f"{tuple(z_b.shape)}"
+            )
+        compute_dtype = torch.promote_types(z_a.dtype, torch.float32)
+        with torch.autocast(device_type=z_a.device.type, enabled=False):
+            local_loss = self._local_anchor_loss(z_a.to(compute_dtype), z_b.to(compute_dtype))
+        if not self._gathers():
+            return local_loss
+        # Report the global-batch loss while keeping the local gradient (see the class docstring): the
+        # detached difference shifts the value without changing what backward sees.
+        return local_loss + (all_reduce_mean(local_loss) - local_loss.detach())
+
+    def _gathers(self) -> bool:
+        return self.params.gather_across_processes and world_size() > 1
+
+    def _local_anchor_loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """Mean NT-Xent of this process's 2B anchors; z_a, z_b: (B, d) in the compute dtype -> scalar."""
+        batch = z_a.shape[0]
+        # Normalising first makes every logit a cosine similarity: sim(u, v) = u_hat . v_hat.
+        anchors = F.normalize(torch.cat([z_a, z_b]), dim=1)  # (2B, d): rows [a_0..a_B-1, b_0..b_B-1]
+        if self._gathers():
+            # One collective for both views: candidates are [a^0; b^0; a^1; b^1; ...] by rank, (2WB, d).
+            candidates = gather_with_grad(anchors)
+            first_row = rank() * 2 * batch
+        else:
+            candidates = anchors
+            first_row = 0
+        logits = anchors @ candidates.T / self.params.temperature  # (2B, 2WB)
+
+        own = torch.arange(2 * batch, device=logits.device)
+        self_columns = first_row + own
+        # The positive of a_i is b_i (B rows further) and the positive of b_i is a_i (B rows back).
+        positive_columns = first_row + (own + batch) % (2 * batch)
+        # -inf removes k = i from the softmax denominator exactly (exp(-inf) = 0); its gradient is 0.
+        logits = logits.scatter(1, self_columns[:, None], float("-inf"))
+        return F.cross_entropy(logits, positive_columns)

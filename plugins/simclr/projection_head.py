@@ -1,0 +1,79 @@
+"""SimCLR's nonlinear projection head g(h) = W2 ReLU(BN(W1 h)), with BN after every layer by default.
+
+The paper (Chen et al., 2020, Sec. 2.1) writes g(h) = W2 ReLU(W1 h); its reference implementation also
+applies batch normalisation after every linear layer, including the last, and SimCLRv2 (Chen et al.,
+2020b, Sec. 2) deepens the head to 3 layers. The contrastive loss is computed on z = g(h); h is what is
+kept after pretraining, because the head discards information useful downstream (Sec. 4.2).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, PositiveInt
+from torch import nn
+
+from contrastive_core import ComponentParams, Head
+
+
+class ProjectionHeadParams(ComponentParams):
+    type: Literal["mlp"]
+
+    hidden_dim: PositiveInt = 2048
+    """Width of every hidden layer (2048 in SimCLR, the feature size of ResNet-50)."""
+
+    out_dim: PositiveInt = 128
+    """Size of the projection z that the loss compares (128 in SimCLR)."""
+
+    num_layers: int = Field(2, ge=1)
+    """Number of linear layers: 2 in SimCLR, 3 in SimCLRv2; 1 gives the paper's linear projection ablation."""
+
+    batch_norm: bool = True
+    """Batch-normalise the output of every linear layer, as SimCLR's reference implementation does. The
+    linear layers then have no bias (the BN shift replaces it) and the last BN learns a scale but no shift.
+    False gives the paper's formula exactly: W2 ReLU(W1 h + b1) + b2."""
+
+
+class ProjectionHead(Head):
+    """MLP projection head g(h) = W2 ReLU(BN(W1 h)) (SimCLR), with optional BN and extra layers (SimCLRv2)."""
+
+    name = "mlp"
+    Params = ProjectionHeadParams
+
+    def __init__(self, params: ProjectionHeadParams, in_dim: int) -> None:
+        super().__init__(params, in_dim)
+        sizes = [in_dim] + [params.hidden_dim] * (params.num_layers - 1) + [params.out_dim]
+        layers: list[nn.Module] = []
+        for index in range(params.num_layers):
+            is_last = index == params.num_layers - 1
+            layers.append(nn.Linear(sizes[index], sizes[index + 1], bias=not params.batch_norm))
+            if params.batch_norm:
+                layers.append(
+                    _output_batch_norm(sizes[index + 1]) if is_last else nn.BatchNorm1d(sizes[index + 1])
+                )
+            if not is_last:
+                layers.append(nn.ReLU(inplace=True))
+        self.layers = nn.Sequential(*layers)
+        self._out_dim = params.out_dim
+
+    @property
+    def out_dim(self) -> int:
+        return self._out_dim
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """h: (B, in_dim) -> z: (B, out_dim). Not L2-normalised: the loss's cosine similarity does that."""
+        return self.layers(h)
+
+
+def _output_batch_norm(features: int) -> nn.BatchNorm1d:
+    """BatchNorm for the last layer: a learnt scale (gamma) but no shift (beta), as in SimCLR's reference code.
+
+    The shift is kept as a frozen zero parameter rather than removed, so that SyncBatchNorm conversion
+    (which copies ``weight`` and ``bias`` only for affine layers) and state dicts treat it like any
+    other BatchNorm.
+    """
+    norm = nn.BatchNorm1d(features)
+    nn.init.zeros_(norm.bias)
+    norm.bias.requires_grad_(False)
+    return norm

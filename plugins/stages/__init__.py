@@ -1,0 +1,1 @@
+"""Built-in recipe stages: pretraining (and, as they land, the evaluation protocols)."""

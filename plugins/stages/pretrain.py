@@ -1,0 +1,289 @@
+"""The ``pretrain`` stage: SimCLR training (Chen et al. 2020, Algorithm 1; the seed's Algorithm 2).
+
+Read top to bottom: set up (data, model, optimizer, resume), then the loop. The training step itself is
+plain code with no hooks or callbacks: augment the uint8 batch into two views on the device, encode
+both views in one forward pass, compute the loss on the projections, step the optimizer and the
+schedule. Everything else (logging, checkpoints, stop requests) happens between steps and only every
+N steps touches values on the device, so the step issues no host-device synchronisation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from contrastive_core import ComponentParams, Stage, StageContext, build
+from contrastive_core.accelerator import get_accelerator
+from contrastive_core.activation_checkpointing import checkpoint_blocks
+from contrastive_core.augmentation_pipeline import build_pipeline
+from contrastive_core.checkpoint import CheckpointManager
+from contrastive_core.encoder_export import export_encoder
+from contrastive_core.errors import ContrastiveError
+from contrastive_core.global_batch_norm import convert_to_global_batchnorm
+from contrastive_core.interrupt import StopRequest, TrainingInterrupted
+from contrastive_core.metrics_log import MetricsLog
+from contrastive_core.progress import TrainingProgress
+from contrastive_core.random_state import capture_rng, restore_rng
+from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+
+
+class NonFiniteLossError(ContrastiveError):
+    """The loss became NaN or infinite; the run stopped without checkpointing the bad state."""
+
+    exit_code = 1
+
+
+class PretrainParams(ComponentParams):
+    type: Literal["pretrain"]
+    epochs: int = Field(100, ge=1)
+    """Passes over the training split (the paper: 100 to 800 on ImageNet)."""
+    batch_size: int = Field(256, ge=2)
+    """Global batch size N (images; each gives two views), divided evenly over the processes."""
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimiser steps even if epochs remain (for quick runs); the schedule spans it."""
+    split: str = "train"
+    """The dataset split to pretrain on (e.g. 'unlabeled' for STL-10)."""
+    data_on_device: bool = True
+    """Hold in-memory datasets (CIFAR, STL-10, Fashion-MNIST) on the accelerator as uint8."""
+    num_workers: int = Field(4, ge=0)
+    """Loader workers for datasets read from files (they only read and decode images)."""
+    checkpoint_every_steps: int = Field(500, ge=1)
+    """Write a checkpoint every this many steps (and at the end of every epoch)."""
+    keep_checkpoints: int = Field(2, ge=1)
+    """How many of the most recent checkpoints to keep."""
+    log_every_steps: int = Field(10, ge=1)
+    """Log loss, learning rate and throughput to metrics.jsonl and the progress display this often."""
+    channels_last: bool = False
+    """Use the channels-last memory format for the encoder and its inputs (faster convolutions on GPUs)."""
+    compile: bool = False
+    """Compile the encoder with torch.compile."""
+    grad_clip_norm: float | None = Field(None, gt=0)
+    """Clip the global gradient norm to this value (off by default, as in the paper)."""
+    activation_checkpointing: bool = False
+    """Recompute the encoder's block activations in the backward pass to fit larger batches in memory."""
+    global_batchnorm: bool = True
+    """With several processes, compute BatchNorm statistics over the global batch (the paper's global BN)."""
+
+
+class EncoderWithHead(nn.Module):
+    """z = g(f(x)): the encoder f followed by the projection head g; ``(B, C, H, W) -> (B, out_dim)``."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images))
+
+
+class Pretrain(Stage):
+    """Self-supervised pretraining of the recipe's encoder and head with its augmentations and loss."""
+
+    name = "pretrain"
+    Params = PretrainParams
+    requires = ("data", "augmentations", "model", "model.head", "loss", "optimizer")
+
+    def run(self, context: StageContext) -> dict[str, Any]:
+        params, recipe, registry = self.params, context.recipe, context.registry
+        accelerator = get_accelerator(recipe.run)
+        device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+        main = accelerator.is_main_process
+        say = context.console.print if main else (lambda *args, **kwargs: None)
+        if params.batch_size % world:
+            raise ContrastiveError(f"batch_size {params.batch_size} does not divide over {world} processes")
+        local_batch = params.batch_size // world
+        say(f"global batch {params.batch_size} = {world} process{'es' if world > 1 else ''} x {local_batch} "
+            f"images (x2 views) on {device}, precision {recipe.run.precision}")
+
+        # --- data: uint8 images; augmentation happens on the device inside the step -----------------
+        dataset = build("dataset", recipe.data, registry=registry)
+        in_memory = dataset.tensors(params.split) if params.data_on_device else None
+        if in_memory is not None:
+            images = in_memory[0].to(device)
+            order = GlobalBatchOrder(len(images), params.batch_size, recipe.run.seed)
+            batches = DeviceBatches(images, order, rank, world)
+        else:
+            split = dataset.split(params.split)
+            order = GlobalBatchOrder(len(split), params.batch_size, recipe.run.seed)
+            batches = LoaderBatches(split, order, rank, world, device, params.num_workers)
+        steps_per_epoch = order.steps_per_epoch
+        total_steps = params.epochs * steps_per_epoch
+        if params.max_steps is not None:
+            total_steps = min(total_steps, params.max_steps)
+
+        # --- model, augmentations, loss, optimizer, schedule ---------------------------------------
+        torch.manual_seed(recipe.run.seed)  # identical initial weights in every process
+        encoder = build("encoder", recipe.model.encoder, registry=registry)
+        head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
+        model: nn.Module = EncoderWithHead(encoder, head)
+        if world > 1 and params.global_batchnorm:
+            model = convert_to_global_batchnorm(model, device)
+        if params.activation_checkpointing and checkpoint_blocks(model.encoder) == 0:
+            say(f"[yellow]activation checkpointing: encoder {encoder.name!r} has no blocks to checkpoint[/yellow]")
+        model.to(device)
+        if params.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if params.compile:
+            model.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
+        pipeline = build_pipeline(recipe.augmentations, registry=registry).to(device)
+        loss_fn = build("loss", recipe.loss, registry=registry).to(device)
+        optimizer = build("optimizer", recipe.optimizer, registry=registry, model=model, batch_size=params.batch_size)
+        scheduler = None
+        if recipe.scheduler is not None:
+            scheduler = build(
+                "scheduler",
+                recipe.scheduler,
+                registry=registry,
+                optimizer=optimizer,
+                total_steps=total_steps,
+                steps_per_epoch=steps_per_epoch,
+            )
+        # Each process draws its own augmentations; the seed makes them reproducible.
+        generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + rank + 1)
+
+        # --- resume from the last complete checkpoint of this stage --------------------------------
+        checkpoints = CheckpointManager(
+            context.stage_dir / "checkpoints",
+            keep_last=params.keep_checkpoints,
+            rank=rank,
+            world_size=world,
+            barrier=accelerator.wait_for_everyone,
+        )
+        checkpoints.remove_stale_temporaries()
+        step = 0
+        latest = checkpoints.latest()
+        if latest is not None:
+            state, rng = checkpoints.load(latest, map_location=device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            step = state["step"]
+            restore_rng(rng, generator)
+            say(f"resuming from {latest} (step {step} of {total_steps})")
+        train_model, optimizer = accelerator.prepare(model, optimizer)
+
+        def save_checkpoint() -> None:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "step": step,
+                "epoch": step // steps_per_epoch,
+            }
+            checkpoints.save(step, state, capture_rng(generator))
+
+        metrics_log = MetricsLog(context.stage_dir / "metrics.jsonl", resume_step=step) if main else None
+        progress = TrainingProgress(context.console, context.key, total_steps, step, enabled=main)
+        logged: dict[str, Any] = {}
+        interval_loss = torch.zeros((), device=device)
+        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=device)
+        step_on_device = torch.full((), step, dtype=torch.long, device=device)
+        interval_start, interval_steps, run_start, start_step = time.monotonic(), 0, time.monotonic(), step
+
+        def check_finite() -> None:
+            """Stop before a NaN/inf state can be checkpointed (one host sync, at log/checkpoint time)."""
+            if bool(accelerator.reduce(nonfinite.float(), "sum") > 0):
+                bad = int(first_nonfinite_step)
+                previous = checkpoints.latest()
+                raise NonFiniteLossError(
+                    f"the loss became NaN or infinite at step {bad}; stopped without saving that state. "
+                    f"Last good checkpoint: {previous or 'none'}. Lower the learning rate, raise the "
+                    "temperature or enable grad_clip_norm, then run again to resume from it."
+                )
+
+        train_model.train()
+        with StopRequest() as stop:
+            try:
+                while step < total_steps:
+                    epoch, start_in_epoch = divmod(step, steps_per_epoch)
+                    for images in batches.epoch(epoch, start_in_epoch):
+                        # ---- the SimCLR step -------------------------------------------------------
+                        with torch.no_grad():
+                            view_a, view_b = pipeline.views(images, 2, generator)
+                        views = torch.cat([view_a, view_b])
+                        if params.channels_last:
+                            views = views.contiguous(memory_format=torch.channels_last)
+                        with accelerator.autocast():
+                            z = train_model(views)
+                        z_a, z_b = z.chunk(2)  # row i of z_a and of z_b: the two views of image i
+                        loss = loss_fn(z_a, z_b)
+                        accelerator.backward(loss)
+                        if params.grad_clip_norm is not None:
+                            accelerator.clip_grad_norm_(train_model.parameters(), params.grad_clip_norm)
+                        optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        # ---- bookkeeping on the device (no synchronisation) -------------------------
+                        step += 1
+                        step_on_device += 1
+                        finite = torch.isfinite(loss.detach())
+                        first_nonfinite_step = torch.where(
+                            ~finite & (first_nonfinite_step < 0), step_on_device, first_nonfinite_step
+                        )
+                        nonfinite |= ~finite
+                        interval_loss += loss.detach()
+                        interval_steps += 1
+
+                        # ---- between steps: logging, stop requests, checkpoints --------------------
+                        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+                        if step % params.log_every_steps == 0 or end_of_epoch:
+                            check_finite()
+                            elapsed = time.monotonic() - interval_start
+                            logged = {
+                                "step": step,
+                                "epoch": step / steps_per_epoch,
+                                "loss": float(accelerator.reduce(interval_loss, "mean")) / interval_steps,
+                                "lr": optimizer.param_groups[0]["lr"],
+                                "views_per_s": 2 * params.batch_size * interval_steps / max(elapsed, 1e-9),
+                            }
+                            if metrics_log is not None:
+                                metrics_log.write(logged)
+                            progress.update(step, epoch + 1, params.epochs, logged)
+                            interval_loss.zero_()
+                            interval_start, interval_steps = time.monotonic(), 0
+                        if _stop_requested(stop, accelerator, world, at_log_step=step % params.log_every_steps == 0):
+                            check_finite()
+                            save_checkpoint()
+                            raise TrainingInterrupted(
+                                f"stopped by {stop.requested or 'another process'} at step {step} of {total_steps}; "
+                                f"checkpoint saved in {checkpoints.latest()}"
+                            )
+                        if step % params.checkpoint_every_steps == 0 or end_of_epoch:
+                            check_finite()
+                            save_checkpoint()
+                        if step >= total_steps:
+                            break
+            finally:
+                progress.close()
+                if metrics_log is not None:
+                    metrics_log.close()
+
+        # --- export the trained encoder f (the head g is discarded, as in the paper) ----------------
+        if main:
+            context.artifacts[context.key] = export_encoder(model.encoder, context.stage_dir)
+        accelerator.wait_for_everyone()
+        seconds = time.monotonic() - run_start
+        return {
+            "loss": logged.get("loss", float("nan")),
+            "steps": step,
+            "epochs": step / steps_per_epoch,
+            "views_per_s": 2 * params.batch_size * (step - start_step) / max(seconds, 1e-9),
+        }
+
+
+def _stop_requested(stop: StopRequest, accelerator: Any, world: int, at_log_step: bool) -> bool:
+    """Whether to stop now. One process: at once. Several: agreed at log steps, so all stop together."""
+    if world == 1:
+        return stop.requested is not None
+    if not at_log_step:
+        return False
+    flag = torch.tensor(1.0 if stop.requested else 0.0, device=accelerator.device)
+    return bool(accelerator.reduce(flag, "sum") > 0)
