@@ -21,7 +21,10 @@ from torch.utils.checkpoint import checkpoint
 @contextlib.contextmanager
 def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
     layers = [m for m in module.modules() if isinstance(m, _BatchNorm)]
-    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in layers]
+    saved = [
+        (m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+        for m in layers
+    ]
     for layer in layers:
         layer.momentum = 0.0
     try:
@@ -33,7 +36,9 @@ def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
                 layer.num_batches_tracked.copy_(tracked)
 
 
-def _checkpointed_forward(block: nn.Module, forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+def _checkpointed_forward(
+    block: nn.Module, forward: Callable[..., torch.Tensor]
+) -> Callable[..., torch.Tensor]:
     def run(*inputs: torch.Tensor) -> torch.Tensor:
         if not (block.training and torch.is_grad_enabled()):
             return forward(*inputs)

@@ -60,7 +60,11 @@ class CheckpointManager:
         """Complete checkpoints, oldest first."""
         if not self.directory.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+        found = [
+            (int(m.group(1)), p)
+            for p in self.directory.iterdir()
+            if (m := _NAME.match(p.name)) and p.is_dir()
+        ]
         return [path for _, path in sorted(found)]
 
     def latest(self) -> Path | None:
@@ -96,11 +100,17 @@ class CheckpointManager:
             previous = self.latest()
             raise CheckpointError(
                 f"could not write the checkpoint of step {step} in {self.directory}: {error}. "
-                + (f"The previous checkpoint {previous} is intact." if previous else "No earlier checkpoint exists.")
+                + (
+                    f"The previous checkpoint {previous} is intact."
+                    if previous
+                    else "No earlier checkpoint exists."
+                )
             ) from error
         return final
 
-    def load(self, path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    def load(
+        self, path: Path, map_location: str | torch.device = "cpu"
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(state, this process's RNG state) of the checkpoint at ``path``."""
         rng_file = path / f"rng-rank{self.rank}.pt"
         if not rng_file.is_file():

@@ -6,8 +6,8 @@ Bad recipes and plugin problems print a message (no traceback) and exit with cod
 from __future__ import annotations
 
 import argparse
-import shlex
 import json
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print_error(errors, error)
         return error.exit_code
     except TrainingInterrupted as stopped:
-        errors.print(Text(f"{stopped}\nResume with the same command: {shlex.join(_resume_command(args))}"))
+        errors.print(
+            Text(f"{stopped}\nResume with the same command: {shlex.join(_resume_command(args))}"),
+            soft_wrap=True,
+        )
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         errors.print("interrupted")

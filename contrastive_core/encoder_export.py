@@ -32,7 +32,10 @@ class EncoderFileError(ContrastiveError):
 def export_encoder(encoder: Encoder, directory: str | Path) -> dict[str, Path]:
     """Write ``encoder.safetensors`` and ``encoder.json`` into ``directory``; returns both paths."""
     directory = Path(directory)
-    state = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in encoder.export_state_dict().items()}
+    state = {
+        name: tensor.detach().to("cpu").contiguous().clone()
+        for name, tensor in encoder.export_state_dict().items()
+    }
     write_atomic(directory / WEIGHTS, lambda file: file.write(save(state)))
     config: dict[str, Any] = {
         "format": FORMAT,
@@ -53,13 +56,17 @@ def load_encoder(path: str | Path, *, registry: Registry | None = None, map_loca
     weights, config_file = directory / WEIGHTS, directory / CONFIG
     for needed in (weights, config_file):
         if not needed.is_file():
-            raise EncoderFileError(f"no exported encoder at {directory}: {needed.name} is missing (looked for {needed})")
+            raise EncoderFileError(
+                f"no exported encoder at {directory}: {needed.name} is missing (looked for {needed})"
+            )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise EncoderFileError(f"{config_file} is not valid JSON: {error}") from None
     if config.get("format") != FORMAT:
-        raise EncoderFileError(f"{config_file} is not a contrastive encoder config (format {config.get('format')!r})")
+        raise EncoderFileError(
+            f"{config_file} is not a contrastive encoder config (format {config.get('format')!r})"
+        )
     encoder = build("encoder", config["encoder"], registry=registry)
     try:
         state = load_file(str(weights), device=map_location)

@@ -29,7 +29,9 @@ class GlobalBatchNorm(_BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
             return super().forward(input)
         self._check_input_dim(input)
         channels = input.shape[1]
@@ -45,7 +47,9 @@ class GlobalBatchNorm(_BatchNorm):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                momentum = (
+                    self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                )
                 unbiased = variance * global_count / (global_count - 1).clamp(min=1)
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(unbiased.detach(), momentum)
@@ -70,13 +74,13 @@ def convert_to_global_batchnorm(module: nn.Module, device: torch.device) -> nn.M
             module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
         )
         if module.affine:
-            with torch.no_grad():
-                converted.weight.copy_(module.weight)
-                converted.bias.copy_(module.bias)
+            # The same Parameter objects, so flags such as a frozen bias (requires_grad=False) carry over.
+            converted.weight = module.weight
+            converted.bias = module.bias
         if module.track_running_stats:
-            converted.running_mean.copy_(module.running_mean)
-            converted.running_var.copy_(module.running_var)
-            converted.num_batches_tracked.copy_(module.num_batches_tracked)
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
         converted.train(module.training)
         converted.to(device)
     for name, child in module.named_children():

@@ -16,7 +16,9 @@ class TrainingProgress:
     ``enabled=False`` (non-main processes) shows nothing.
     """
 
-    def __init__(self, console: Console, stage: str, total_steps: int, start_step: int, enabled: bool = True) -> None:
+    def __init__(
+        self, console: Console, stage: str, total_steps: int, start_step: int, enabled: bool = True
+    ) -> None:
         self.console = console
         self.stage = stage
         self.total_steps = total_steps

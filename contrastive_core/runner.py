@@ -17,14 +17,17 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import broadcast_object_list
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from .accelerator import get_accelerator
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import ContrastiveError
 from .manifest import build_manifest
@@ -59,62 +62,92 @@ def run_recipe(
     command_line: list[str] | None = None,
     fresh: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key."""
+    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key.
+
+    Under a launcher (torchrun, accelerate launch) every process calls this; the main process alone
+    writes the run directory's records and holds its lock, the others only run the stages.
+    """
     run_dir = Path(run_dir)
-    if fresh:
-        _clear_run_dir(run_dir, console)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(run_dir):
-        resolved = resolved_toml(recipe)
-        _check_same_recipe(run_dir, resolved)
-        write_text_atomic(run_dir / RESOLVED_RECIPE, resolved)
-        write_json_atomic(
-            run_dir / MANIFEST,
-            build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv),
-        )
-        results: dict[str, dict[str, Any]] = {}
-        artifacts: dict[str, dict[str, Path]] = {}
-        for index, (key, params) in enumerate(zip(stage_keys(recipe), recipe.stages, strict=True)):
-            stage_dir = run_dir / key
-            done = _read_done(stage_dir)
-            if done is not None:
-                console.print(
-                    f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]"
+    accelerator = get_accelerator(recipe.run)
+    main = accelerator.is_main_process
+    if not main:
+        console.quiet = True
+    with ExitStack() as held:
+        problem = None
+        if main:
+            try:
+                if fresh:
+                    _clear_run_dir(run_dir, console)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(_exclusive(run_dir))
+                resolved = resolved_toml(recipe)
+                _check_same_recipe(run_dir, resolved)
+                write_text_atomic(run_dir / RESOLVED_RECIPE, resolved)
+                write_json_atomic(
+                    run_dir / MANIFEST,
+                    build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv)
+                    | {"processes": accelerator.num_processes},
                 )
-                results[key] = done["metrics"]
-                artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
-                continue
-            console.print(f"[bold]stage {index + 1}/{len(recipe.stages)} {key}[/bold] ({params.type})")
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            stage = registry.get("stage", params.type).from_params(params)
-            context = StageContext(
-                recipe=recipe,
-                registry=registry,
-                run_dir=run_dir,
-                stage_dir=stage_dir,
-                key=key,
-                index=index,
-                console=console,
-                results=results,
-                artifacts=artifacts,
+            except (RunDirectoryError, OSError) as error:
+                problem = str(error)
+        # Every process learns whether the main one could set up the directory, so none waits forever.
+        problem = broadcast_object_list([problem])[0] if accelerator.num_processes > 1 else problem
+        if problem is not None:
+            raise RunDirectoryError(problem)
+        results = _run_stages(recipe, registry, run_dir, console, main, accelerator.wait_for_everyone)
+    console.print(results_table(results))
+    console.print(f"run directory: {run_dir}")
+    return results
+
+
+def _run_stages(
+    recipe: BaseModel,
+    registry: Registry,
+    run_dir: Path,
+    console: Console,
+    main: bool,
+    barrier: Callable[[], None],
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    artifacts: dict[str, dict[str, Path]] = {}
+    for index, (key, params) in enumerate(zip(stage_keys(recipe), recipe.stages, strict=True)):
+        stage_dir = run_dir / key
+        done = _read_done(stage_dir)
+        if done is not None:
+            console.print(
+                f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]"
             )
-            metrics = stage.run(context)
-            results[key] = metrics
-            produced = artifacts.get(key, {})
+            results[key] = done["metrics"]
+            artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
+            continue
+        console.print(f"[bold]stage {index + 1}/{len(recipe.stages)} {key}[/bold] ({params.type})")
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        stage = registry.get("stage", params.type).from_params(params)
+        context = StageContext(
+            recipe=recipe,
+            registry=registry,
+            run_dir=run_dir,
+            stage_dir=stage_dir,
+            key=key,
+            index=index,
+            console=console,
+            results=results,
+            artifacts=artifacts,
+        )
+        results[key] = stage.run(context)
+        if main:
+            produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
             write_json_atomic(
                 stage_dir / STAGE_DONE,
                 {
-                    "metrics": metrics,
+                    "metrics": results[key],
                     "artifacts": {
-                        name: str(Path(path).resolve().relative_to(stage_dir.resolve()))
-                        for name, path in produced.items()
+                        name: str(path.relative_to(stage_dir.resolve())) for name, path in produced.items()
                     },
                 },
             )
             write_json_atomic(run_dir / RESULTS, results)
-        write_json_atomic(run_dir / RESULTS, results)
-    console.print(results_table(results))
-    console.print(f"run directory: {run_dir}")
+        barrier()  # the next stage (in every process) starts after the marker is written
     return results
 
 

@@ -82,7 +82,9 @@ class LoaderBatches:
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
         steps = range(start_step, self.order.steps_per_epoch)
-        indices = [self.order.local_indices(epoch, step, self.rank, self.world_size).tolist() for step in steps]
+        indices = [
+            self.order.local_indices(epoch, step, self.rank, self.world_size).tolist() for step in steps
+        ]
         loader = torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=indices,

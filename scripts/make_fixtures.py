@@ -39,7 +39,18 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 FIXTURES = REPOSITORY / "tests" / "fixtures"
 DEBIAN_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 
-FASHION_CLASSES = ("t_shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
+FASHION_CLASSES = (
+    "t_shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+)
 
 #: Source indices (into the real Fashion-MNIST split named first) of every fixture.
 LAYOUT = {
@@ -47,7 +58,11 @@ LAYOUT = {
     # five batches of 8: data_batch_b holds train images 8*(b-1) .. 8*b-1
     "cifar10": {"train": ("train", range(0, 40)), "test": ("test", range(0, 16))},
     "cifar100": {"train": ("train", range(0, 64)), "test": ("test", range(0, 32))},
-    "stl10": {"train": ("train", range(0, 8)), "test": ("test", range(0, 4)), "unlabeled": ("train", range(8, 12))},
+    "stl10": {
+        "train": ("train", range(0, 8)),
+        "test": ("test", range(0, 4)),
+        "unlabeled": ("train", range(8, 12)),
+    },
 }
 IMAGE_FOLDER_CLASSES = (1, 8, 9)  # trouser, bag, ankle_boot
 
@@ -84,10 +99,13 @@ def write(path: Path, data: bytes) -> None:
 
 
 def write_fashion_mnist(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    stems = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    stems = {
+        "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    }
     for split, (source_split, indices) in LAYOUT["fashion_mnist"].items():
         images, labels = source[source_split]
-        for stem, array in zip(stems[split], (images[indices], labels[indices])):
+        for stem, array in zip(stems[split], (images[indices], labels[indices]), strict=True):
             data = idx_bytes(np.ascontiguousarray(array))
             write(FIXTURES / "fashion_mnist" / "plain" / stem, data)
             # mtime=0 keeps the gzip bytes identical between runs of this script.
@@ -117,7 +135,9 @@ def write_cifar(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         images, labels = source[source_split]
         fine = labels[indices].astype(np.int64) * 10 + np.arange(len(indices)) % 10
         coarse = fine // 5
-        write(FIXTURES / "cifar100" / "cifar-100-binary" / file, cifar_records(images[indices], [coarse, fine]))
+        write(
+            FIXTURES / "cifar100" / "cifar-100-binary" / file, cifar_records(images[indices], [coarse, fine])
+        )
 
 
 def write_stl10(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -141,7 +161,10 @@ def write_image_folders(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
     for label in IMAGE_FOLDER_CLASSES:
         folder = root / "train" / FASHION_CLASSES[label]
         png_index, jpeg_index, extra_index = first_of_class(labels, label, 3)
-        write(folder / f"{png_index:05d}.png", encode_png(torch.from_numpy(to_rgb32(images[png_index]))).numpy().tobytes())
+        write(
+            folder / f"{png_index:05d}.png",
+            encode_png(torch.from_numpy(to_rgb32(images[png_index]))).numpy().tobytes(),
+        )
         jpeg = encode_jpeg(torch.from_numpy(to_rgb32(images[jpeg_index])), quality=95)
         write(folder / f"{jpeg_index:05d}.jpg", jpeg.numpy().tobytes())
         if label == 1:  # a grey (1-channel) PNG of the original 28x28 size
@@ -149,7 +172,9 @@ def write_image_folders(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
             write(folder / f"{extra_index:05d}_grey.png", encode_png(grey).numpy().tobytes())
         if label == 8:  # a 32x48 PNG whose centre 32x32 is to_rgb32 of the image
             wide = np.pad(to_rgb32(images[extra_index]), ((0, 0), (0, 0), (8, 8)))
-            write(folder / f"{extra_index:05d}_wide.png", encode_png(torch.from_numpy(wide)).numpy().tobytes())
+            write(
+                folder / f"{extra_index:05d}_wide.png", encode_png(torch.from_numpy(wide)).numpy().tobytes()
+            )
     test_images, test_labels = source["test"]
     for label in IMAGE_FOLDER_CLASSES:
         (index,) = first_of_class(test_labels, label, 1)
@@ -159,7 +184,10 @@ def write_image_folders(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
     bad = FIXTURES / "image_folder_bad" / "train"
     for label in (1, 8):
         (index,) = first_of_class(labels, label, 1)
-        write(bad / FASHION_CLASSES[label] / "good.png", encode_png(torch.from_numpy(to_rgb32(images[index]))).numpy().tobytes())
+        write(
+            bad / FASHION_CLASSES[label] / "good.png",
+            encode_png(torch.from_numpy(to_rgb32(images[index]))).numpy().tobytes(),
+        )
     (index,) = first_of_class(labels, 8, 1)
     jpeg = encode_jpeg(torch.from_numpy(to_rgb32(images[index])), quality=95).numpy().tobytes()
     write(bad / "bag" / "truncated.jpg", jpeg[: len(jpeg) // 2])
@@ -168,7 +196,9 @@ def write_image_folders(source: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=DEBIAN_SOURCE, help="folder of the real Fashion-MNIST .gz files")
+    parser.add_argument(
+        "--source", type=Path, default=DEBIAN_SOURCE, help="folder of the real Fashion-MNIST .gz files"
+    )
     arguments = parser.parse_args()
     source = {
         split: (

@@ -30,12 +30,13 @@ from .in_memory import InMemoryDataset
 PIXEL_BYTES = 3 * 32 * 32
 
 
-def read_records(path: Path, label_bytes: int, label_limits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The records of one CIFAR binary file: pixels uint8 (N, 3, 32, 32) and labels uint8 (N, label_bytes).
+def read_records(path: Path, label_limits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The records of one CIFAR binary file: pixels uint8 (N, 3, 32, 32), label bytes uint8 (N, L).
 
-    ``label_limits[i]`` is the number of classes of label byte ``i``; a byte outside it means the file
-    is not what it claims to be.
+    Each record starts with L = ``len(label_limits)`` label bytes; ``label_limits[i]`` is the number of
+    classes of label byte ``i``, and a byte outside it means the file is not what it claims to be.
     """
+    label_bytes = len(label_limits)
     record_bytes = label_bytes + PIXEL_BYTES
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0 or data.size % record_bytes:
@@ -97,9 +98,10 @@ class CifarBinaryDataset(InMemoryDataset):
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
             raise DatasetNotFoundError(self.name, missing, self.remedy())
-        pixels, labels = zip(*(read_records(path, len(self.label_limits), self.label_limits) for path in paths))
-        images = torch.from_numpy(np.concatenate(pixels))
-        return images, torch.from_numpy(np.concatenate(labels)[:, self.label_column()].astype(np.int64))
+        records = [read_records(path, self.label_limits) for path in paths]
+        images = torch.from_numpy(np.concatenate([pixels for pixels, _ in records]))
+        labels = np.concatenate([label_bytes for _, label_bytes in records])[:, self.label_column()]
+        return images, torch.from_numpy(labels.astype(np.int64))
 
 
 class Cifar10Params(ComponentParams):

@@ -39,7 +39,9 @@ def fetch(url: str, destination: str | Path, md5: str | None = None) -> Path:
     destination = Path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        handle, partial = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+        )
     except OSError as error:
         raise DownloadError(f"cannot write into {destination.parent}: {error}") from None
     try:

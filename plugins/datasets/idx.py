@@ -73,7 +73,8 @@ def parse_idx(data: bytes, *, source: str = "<bytes>") -> torch.Tensor:
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DatasetFormatError(
-            source, f"header declares {ndim} dimensions ({header_size} bytes) but the file has {len(data)} bytes"
+            source,
+            f"header declares {ndim} dimensions ({header_size} bytes) but the file has {len(data)} bytes",
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = IDX_TYPES[type_code]

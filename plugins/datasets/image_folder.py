@@ -63,6 +63,8 @@ def decode_square(path: Path, size: int) -> torch.Tensor:
         raise BadImageError(path, re.sub(r"^\w+, \S+:\d+, ", "", str(error)).strip()) from None
     if image.ndim == 4:  # an animated GIF: (frames, C, H, W); its first frame stands for it
         image = image[0]
+    if image.dtype != torch.uint8:  # 16-bit PNGs decode to uint16; keep the top 8 bits of each value
+        image = F.to_dtype(image, torch.uint8, scale=True)
     image = F.resize(image, [size], antialias=True)
     return F.center_crop(image, [size, size])
 
@@ -169,7 +171,9 @@ class ImageFolder(Dataset):
                     "Put the images in one sub-folder per class under each split folder, or set train_dir "
                     "and test_dir to the split folders' names.",
                 )
-            self._classes = sorted(entry.name for entry in source.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+            self._classes = sorted(
+                entry.name for entry in source.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+            )
         return self._classes
 
     @property
@@ -188,7 +192,9 @@ class ImageFolder(Dataset):
         index_of = {class_name: index for index, class_name in enumerate(self.classes)}
         files: list[Path] = []
         labels: list[int] = []
-        for class_folder in sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")):
+        for class_folder in sorted(
+            entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+        ):
             if class_folder.name not in index_of:
                 raise DatasetNotFoundError(
                     self.name,

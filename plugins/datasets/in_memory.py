@@ -69,7 +69,10 @@ class InMemoryDataset(Dataset):
             images, labels = self.load(name)
             # The engine relies on this contract; a loader breaking it is a bug here, not a user error.
             assert images.dtype == torch.uint8 and images.ndim == 4, (images.dtype, images.shape)
-            assert labels.dtype == torch.int64 and labels.shape == images.shape[:1], (labels.dtype, labels.shape)
+            assert labels.dtype == torch.int64 and labels.shape == images.shape[:1], (
+                labels.dtype,
+                labels.shape,
+            )
             self._cache[name] = (images, labels)
         return self._cache[name]
 

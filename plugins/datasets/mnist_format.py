@@ -60,12 +60,15 @@ class MnistFormatDataset(InMemoryDataset):
 
     def load(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         stems = IDX_FILES[name]
-        if self.params.download and any(self.locate(stem) is None for stem in stems):
-            for stem in stems:
-                if self.locate(stem) is None:
-                    fetch(f"{self.base_url}{stem}.gz", self.root / f"{stem}.gz", self.md5s[stem])
+        for stem in stems:
+            if self.params.download and self.locate(stem) is None:
+                fetch(f"{self.base_url}{stem}.gz", self.root / f"{stem}.gz", self.md5s[stem])
         paths = [self.locate(stem) for stem in stems]
-        missing = [f"{self.root / stem} or {self.root / stem}.gz" for stem, path in zip(stems, paths) if path is None]
+        missing = [
+            f"{self.root / stem} or {self.root / stem}.gz"
+            for stem, path in zip(stems, paths, strict=True)
+            if path is None
+        ]
         if missing:
             raise DatasetNotFoundError(self.name, missing, self.remedy())
         image_path, label_path = paths
@@ -77,7 +80,9 @@ class MnistFormatDataset(InMemoryDataset):
                 f"{tuple(images.shape)}",
             )
         if labels.dtype != torch.uint8 or labels.ndim != 1:
-            raise DatasetFormatError(label_path, f"expected uint8 labels of shape (N,), found {tuple(labels.shape)}")
+            raise DatasetFormatError(
+                label_path, f"expected uint8 labels of shape (N,), found {tuple(labels.shape)}"
+            )
         if labels.shape[0] != images.shape[0]:
             raise DatasetFormatError(
                 label_path, f"{labels.shape[0]} labels for the {images.shape[0]} images of {image_path.name}"

@@ -40,7 +40,8 @@ def read_stl_images(path: Path) -> torch.Tensor:
     size = path.stat().st_size
     if size == 0 or size % IMAGE_BYTES:
         raise DatasetFormatError(
-            path, f"size {size} bytes is not a positive multiple of the {IMAGE_BYTES} bytes of one 96x96x3 image"
+            path,
+            f"size {size} bytes is not a positive multiple of the {IMAGE_BYTES} bytes of one 96x96x3 image",
         )
     count = size // IMAGE_BYTES
     images = torch.empty((count, *IMAGE_SHAPE), dtype=torch.uint8)
@@ -61,7 +62,9 @@ def read_stl_labels(path: Path, count: int) -> torch.Tensor:
         raise DatasetFormatError(path, f"{len(raw)} labels for {count} images")
     labels = torch.frombuffer(bytearray(raw), dtype=torch.uint8).long()
     if count and (int(labels.min()) < 1 or int(labels.max()) > NUM_CLASSES):
-        raise DatasetFormatError(path, f"labels must lie in 1..{NUM_CLASSES}, found {int(labels.min())}..{int(labels.max())}")
+        raise DatasetFormatError(
+            path, f"labels must lie in 1..{NUM_CLASSES}, found {int(labels.min())}..{int(labels.max())}"
+        )
     return labels - 1
 
 

@@ -97,8 +97,10 @@ class Pretrain(Stage):
         if params.batch_size % world:
             raise ContrastiveError(f"batch_size {params.batch_size} does not divide over {world} processes")
         local_batch = params.batch_size // world
-        say(f"global batch {params.batch_size} = {world} process{'es' if world > 1 else ''} x {local_batch} "
-            f"images (x2 views) on {device}, precision {recipe.run.precision}")
+        say(
+            f"global batch {params.batch_size} = {world} process{'es' if world > 1 else ''} x {local_batch} "
+            f"images (x2 views) on {device}, precision {recipe.run.precision}"
+        )
 
         # --- data: uint8 images; augmentation happens on the device inside the step -----------------
         dataset = build("dataset", recipe.data, registry=registry)
@@ -124,7 +126,9 @@ class Pretrain(Stage):
         if world > 1 and params.global_batchnorm:
             model = convert_to_global_batchnorm(model, device)
         if params.activation_checkpointing and checkpoint_blocks(model.encoder) == 0:
-            say(f"[yellow]activation checkpointing: encoder {encoder.name!r} has no blocks to checkpoint[/yellow]")
+            say(
+                f"[yellow]activation checkpointing: encoder {encoder.name!r} has no blocks to checkpoint[/yellow]"
+            )
         model.to(device)
         if params.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -132,7 +136,9 @@ class Pretrain(Stage):
             model.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
         pipeline = build_pipeline(recipe.augmentations, registry=registry).to(device)
         loss_fn = build("loss", recipe.loss, registry=registry).to(device)
-        optimizer = build("optimizer", recipe.optimizer, registry=registry, model=model, batch_size=params.batch_size)
+        optimizer = build(
+            "optimizer", recipe.optimizer, registry=registry, model=model, batch_size=params.batch_size
+        )
         scheduler = None
         if recipe.scheduler is not None:
             scheduler = build(
@@ -249,7 +255,9 @@ class Pretrain(Stage):
                             progress.update(step, epoch + 1, params.epochs, logged)
                             interval_loss.zero_()
                             interval_start, interval_steps = time.monotonic(), 0
-                        if _stop_requested(stop, accelerator, world, at_log_step=step % params.log_every_steps == 0):
+                        if _stop_requested(
+                            stop, accelerator, world, at_log_step=step % params.log_every_steps == 0
+                        ):
                             check_finite()
                             save_checkpoint()
                             raise TrainingInterrupted(

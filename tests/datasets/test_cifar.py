@@ -53,7 +53,11 @@ def test_cifar100_label_must_be_fine_or_coarse(make_dataset):
 @pytest.mark.parametrize(
     ("name", "files", "archive"),
     [
-        ("cifar10", ["cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/data_batch_5.bin"], "cifar-10-binary.tar.gz"),
+        (
+            "cifar10",
+            ["cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/data_batch_5.bin"],
+            "cifar-10-binary.tar.gz",
+        ),
         ("cifar100", ["cifar-100-binary/train.bin"], "cifar-100-binary.tar.gz"),
     ],
 )
@@ -71,7 +75,9 @@ def test_missing_files_are_named_with_the_binary_archive_url(make_dataset, tmp_p
 def test_a_python_version_next_to_root_is_pointed_out(make_dataset, tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"a pickle")
-    with pytest.raises(DatasetNotFoundError, match=r"python version \(.*cifar-10-batches-py is there\) is not read"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"python version \(.*cifar-10-batches-py is there\) is not read"
+    ):
         make_dataset(type="cifar10", root=str(tmp_path)).tensors("test")
 
 
@@ -83,7 +89,9 @@ def copy_cifar10(tmp_path):
 def test_a_partial_record_is_reported(make_dataset, tmp_path):
     test_batch = copy_cifar10(tmp_path)
     test_batch.write_bytes(test_batch.read_bytes()[:-1])
-    with pytest.raises(DatasetFormatError, match="test_batch.bin: size 49167 bytes is not a positive multiple of the 3073"):
+    with pytest.raises(
+        DatasetFormatError, match="test_batch.bin: size 49167 bytes is not a positive multiple of the 3073"
+    ):
         make_dataset(type="cifar10", root=str(tmp_path)).tensors("test")
 
 

@@ -1,4 +1,4 @@
-"""The opt-in download helpers, offline: file:// URLs, MD5 checks and refusal of unsafe archives."""
+"""download = true and its helpers, offline (file:// URLs): MD5 checks, safe extraction, the dataset flow."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ import tarfile
 
 import pytest
 
+from contrastive_plugins.datasets.cifar import Cifar10
 from contrastive_plugins.datasets.download import extract_tar, fetch, fetch_and_extract, md5_of
 from contrastive_plugins.datasets.errors import DownloadError
+from contrastive_plugins.datasets.mnist import Mnist
+
+from .reference import FIXTURES
 
 
 def make_tar(path, members):
-    """A .tar.gz at ``path`` with ``members``: (name, bytes) files or (name, tarfile type, link target)."""
+    """A .tar.gz at ``path`` with ``members``: (name, bytes) files or (name, "symlink"/"hardlink", target)."""
     with tarfile.open(path, "w:gz") as tar:
         for name, *rest in members:
             info = tarfile.TarInfo(name)
-            if isinstance(rest[0], bytes):
+            if len(rest) == 1:
                 info.size = len(rest[0])
                 tar.addfile(info, io.BytesIO(rest[0]))
             else:
-                info.type, info.linkname = rest
+                info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[rest[0]]
+                info.linkname = rest[1]
                 tar.addfile(info)
     return path
 
@@ -55,8 +60,8 @@ def test_fetch_and_extract_unpacks_into_root_and_removes_the_archive(tmp_path):
     [
         (("/etc/evil", b"x"), "absolute path"),
         (("data/../../evil", b"x"), r"climbs out of the target folder \('\.\.'\)"),
-        (("data/link", tarfile.SYMTYPE, "/etc/passwd"), "is a link or special file"),
-        (("data/hard", tarfile.LNKTYPE, "data/a.bin"), "is a link or special file"),
+        (("data/link", "symlink", "/etc/passwd"), "is a link or special file"),
+        (("data/hard", "hardlink", "data/a.bin"), "is a link or special file"),
     ],
 )
 def test_unsafe_members_stop_extraction_before_anything_is_written(tmp_path, member, message):
@@ -74,3 +79,27 @@ def test_a_damaged_archive_is_reported(tmp_path):
     archive.write_bytes(b"not a tar archive")
     with pytest.raises(DownloadError, match="extracting .*broken.tar.gz"):
         extract_tar(archive, tmp_path)
+
+
+def test_mnist_download_true_fetches_the_missing_gz_files(make_dataset, tmp_path, monkeypatch):
+    # The mirror is replaced by the fixture folder (a file:// URL): the flow runs without network.
+    mirror = FIXTURES / "fashion_mnist" / "gzip"
+    monkeypatch.setattr(Mnist, "base_url", mirror.as_uri() + "/")
+    monkeypatch.setattr(Mnist, "md5s", {path.name[: -len(".gz")]: md5_of(path) for path in mirror.iterdir()})
+    images, labels = make_dataset(type="mnist", root=str(tmp_path / "mnist"), download=True).tensors("test")
+    assert images.shape == (32, 1, 28, 28)
+    assert sorted(path.name for path in (tmp_path / "mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+
+
+def test_cifar10_download_true_fetches_and_extracts_the_binary_archive(make_dataset, tmp_path, monkeypatch):
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(FIXTURES / "cifar10" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    monkeypatch.setattr(Cifar10, "url", archive.as_uri())
+    monkeypatch.setattr(Cifar10, "md5", md5_of(archive))
+    images, _ = make_dataset(type="cifar10", root=str(tmp_path / "root"), download=True).tensors("train")
+    assert images.shape == (40, 3, 32, 32)
+    assert not (tmp_path / "root" / "cifar-10-binary.tar.gz").exists()

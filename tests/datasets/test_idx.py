@@ -14,7 +14,12 @@ from contrastive_plugins.datasets.idx import parse_idx, read_idx
 
 from .reference import FIXTURES, read_uint8_idx
 
-STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+STEMS = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -44,7 +49,9 @@ def idx(type_code: int, shape: tuple[int, ...], payload: bytes) -> bytes:
     ],
 )
 def test_every_element_type_is_decoded_from_big_endian(type_code, big_endian, torch_dtype):
-    values = np.array([[-3, 1, 100], [7, 0, 120]]) if "u" not in big_endian else np.array([[3, 1, 250], [7, 0, 9]])
+    values = (
+        np.array([[-3, 1, 100], [7, 0, 120]]) if "u" not in big_endian else np.array([[3, 1, 250], [7, 0, 9]])
+    )
     data = idx(type_code, (2, 3), values.astype(big_endian).tobytes())
     tensor = parse_idx(data)
     assert tensor.dtype == torch_dtype
@@ -64,8 +71,14 @@ def test_gzip_is_recognised_by_content_not_by_name(tmp_path):
         (b"\x1f\x00\x08\x01" + bytes(8), "not an IDX file"),
         (b"\x00\x00\x07\x01" + bytes(8), "unknown IDX element type 0x07"),
         (b"\x00\x00\x08\x00", "0 dimensions"),
-        (b"\x00\x00\x08\x03" + struct.pack(">I", 2), "declares 3 dimensions (16 bytes) but the file has 8 bytes"),
-        (idx(0x08, (2, 28, 28), bytes(1000)), "truncated: dimensions (2, 28, 28) of uint8 need 1568 data bytes, the file has 1000"),
+        (
+            b"\x00\x00\x08\x03" + struct.pack(">I", 2),
+            "declares 3 dimensions (16 bytes) but the file has 8 bytes",
+        ),
+        (
+            idx(0x08, (2, 28, 28), bytes(1000)),
+            "truncated: dimensions (2, 28, 28) of uint8 need 1568 data bytes, the file has 1000",
+        ),
         (idx(0x0B, (3,), bytes(8)), "has trailing bytes"),
     ],
 )

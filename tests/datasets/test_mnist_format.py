@@ -11,7 +11,12 @@ from contrastive_plugins.datasets.errors import DatasetFormatError, DatasetNotFo
 
 from .reference import FIXTURES, fashion
 
-FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "mnist"])
@@ -43,7 +48,9 @@ def test_split_items_are_chw_images_with_int_labels_and_tensors_are_cached(make_
 
 def test_unknown_split_lists_the_valid_ones(make_dataset):
     dataset = make_dataset(type="fashion_mnist", root=str(FIXTURES / "fashion_mnist" / "plain"))
-    with pytest.raises(UnknownSplitError, match=r"has no split 'tset'; did you mean 'test'\? Valid splits: train, test"):
+    with pytest.raises(
+        UnknownSplitError, match=r"has no split 'tset'; did you mean 'test'\? Valid splits: train, test"
+    ):
         dataset.split("tset")
 
 
@@ -68,7 +75,9 @@ def test_missing_mnist_names_the_url_and_download_option(make_dataset, tmp_path)
     dataset = make_dataset(type="mnist", root=str(tmp_path), download=False)
     with pytest.raises(DatasetNotFoundError) as caught:
         dataset.split("test")
-    assert caught.value.looked_for == [f"{tmp_path}/t10k-labels-idx1-ubyte or {tmp_path}/t10k-labels-idx1-ubyte.gz"]
+    assert caught.value.looked_for == [
+        f"{tmp_path}/t10k-labels-idx1-ubyte or {tmp_path}/t10k-labels-idx1-ubyte.gz"
+    ]
     assert "https://ossci-datasets.s3.amazonaws.com/mnist/" in str(caught.value)
     assert "or set download = true" in str(caught.value)
 
@@ -85,7 +94,9 @@ def test_a_label_file_in_place_of_the_images_is_reported(make_dataset, tmp_path)
     plain = FIXTURES / "fashion_mnist" / "plain"
     shutil.copy(plain / "train-labels-idx1-ubyte", tmp_path / "train-images-idx3-ubyte")
     shutil.copy(plain / "train-labels-idx1-ubyte", tmp_path)
-    with pytest.raises(DatasetFormatError, match=r"expected uint8 images of shape \(N, 28, 28\), found torch.uint8 \(64,\)"):
+    with pytest.raises(
+        DatasetFormatError, match=r"expected uint8 images of shape \(N, 28, 28\), found torch.uint8 \(64,\)"
+    ):
         make_dataset(type="mnist", root=str(tmp_path)).tensors("train")
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 
 from contrastive_core import Dataset, RecipeError
-from contrastive_core.recipe import validate_recipe  # noqa: F401 - recipes must accept the [data] section
 
 
 def test_all_datasets_are_registered(dataset_registry):
-    assert dataset_registry.names("dataset") == ["cifar10", "cifar100", "fashion_mnist", "image_folder", "mnist", "stl10"]
+    assert dataset_registry.names("dataset") == [
+        "cifar10",
+        "cifar100",
+        "fashion_mnist",
+        "image_folder",
+        "mnist",
+        "stl10",
+    ]
     for registration in dataset_registry.registrations("dataset"):
         assert issubclass(registration.cls, Dataset)
         assert registration.cls.summary()

@@ -14,7 +14,9 @@ from contrastive_plugins.datasets.errors import DatasetFormatError, DatasetNotFo
 from .reference import FIXTURES, fashion, rgb96
 
 
-@pytest.mark.parametrize(("split", "source", "indices"), [("train", "train", range(0, 8)), ("test", "test", range(0, 4))])
+@pytest.mark.parametrize(
+    ("split", "source", "indices"), [("train", "train", range(0, 8)), ("test", "test", range(0, 4))]
+)
 def test_labelled_splits_are_transposed_back_and_labels_start_at_zero(make_dataset, split, source, indices):
     dataset = make_dataset(type="stl10", root=str(FIXTURES / "stl10"))
     images, labels = dataset.tensors(split)
@@ -45,7 +47,10 @@ def test_chunked_reading_gives_the_same_images(make_dataset, monkeypatch):
 def test_missing_files_are_named_with_the_archive_url(make_dataset, tmp_path):
     with pytest.raises(DatasetNotFoundError) as caught:
         make_dataset(type="stl10", root=str(tmp_path)).tensors("test")
-    assert caught.value.looked_for == [str(tmp_path / "stl10_binary" / "test_X.bin"), str(tmp_path / "stl10_binary" / "test_y.bin")]
+    assert caught.value.looked_for == [
+        str(tmp_path / "stl10_binary" / "test_X.bin"),
+        str(tmp_path / "stl10_binary" / "test_y.bin"),
+    ]
     assert "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz" in str(caught.value)
     assert "or set download = true" in str(caught.value)
 
@@ -54,7 +59,9 @@ def test_truncated_images_and_wrong_label_counts_are_reported(make_dataset, tmp_
     shutil.copytree(FIXTURES / "stl10", tmp_path, dirs_exist_ok=True)
     folder = tmp_path / "stl10_binary"
     (folder / "test_X.bin").write_bytes((folder / "test_X.bin").read_bytes()[:-5])
-    with pytest.raises(DatasetFormatError, match="test_X.bin: size 110587 bytes is not a positive multiple of the 27648"):
+    with pytest.raises(
+        DatasetFormatError, match="test_X.bin: size 110587 bytes is not a positive multiple of the 27648"
+    ):
         make_dataset(type="stl10", root=str(tmp_path)).tensors("test")
     (folder / "train_y.bin").write_bytes(bytes([1, 2, 3]))
     with pytest.raises(DatasetFormatError, match="train_y.bin: 3 labels for 8 images"):

@@ -7,6 +7,7 @@ Everything runs in float64 so that "equal" can mean equal to ~1e-12.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -69,7 +70,9 @@ def run_one_process(process: int, init_file: str, out_dir: str) -> None:
 
 
 def test_two_processes_equal_one_process_with_the_global_batch(tmp_path: Path) -> None:
-    # fork reuses this process's imported torch (~0.5 s); spawn would re-import it in each child (~10 s).
+    # fork reuses this process's imported modules; spawn would re-import torch in each child (~10 s).
+    # DistributedDataParallel imports torch._dynamo on first use (~1.5 s): do it once, before forking.
+    importlib.import_module("torch._dynamo")
     start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(
         run_one_process,
