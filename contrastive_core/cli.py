@@ -208,13 +208,13 @@ def _list(args: argparse.Namespace, console: Console) -> int:
             table.add_column(column, overflow="fold")
         for registration in registry.registrations(spec.name):
             component = registration.cls
-            table.add_row(component.name, registration.plugin, "", "", "", component.summary())
+            table.add_row(component.name, registration.plugin, "", "", "", Text(component.summary()))
             for field_name, field in component.Params.model_fields.items():
                 if field_name == "type":
                     continue
-                table.add_row(
-                    "", "", field_name, describe_type(field.annotation), _default(field), field.description
-                )
+                description = " ".join((field.description or "").split())  # docstrings wrap; tables re-wrap
+                cells = (field_name, describe_type(field.annotation), _default(field), description)
+                table.add_row("", "", *(Text(cell) for cell in cells))  # Text: '[...]' is not markup
         console.print(table)
     return 0
 
@@ -239,6 +239,8 @@ def describe_type(annotation: object) -> str:
         return f"{name}[{', '.join(describe_type(arg) for arg in args)}]"
     if annotation is type(None):
         return "None"
+    if annotation is Ellipsis:
+        return "..."
     return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 

@@ -29,7 +29,7 @@ class NTXentParams(ComponentParams):
     """Temperature tau dividing the cosine similarities; paper: 0.1 on ImageNet, 0.5 on CIFAR-10."""
 
     gather_across_processes: bool = True
-    """With several processes, take negatives from the global batch (gathered with grad), as the paper."""
+    """With several processes, draw negatives from the global batch (gathered with grad), as the paper does."""
 
 
 class NTXent(Loss):

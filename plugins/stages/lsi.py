@@ -27,7 +27,7 @@ def linear_separability_index(linear_top1: float, supervised_top1: float) -> flo
 
 
 def lsi_metrics(
-    context: StageContext, role: LsiRole, params: Any, top1: float, say: Callable[[str], None]
+    context: StageContext, role: LsiRole, params: Any, top1: float, warn: Callable[[str], None]
 ) -> dict[str, float]:
     """``{"lsi": ...}`` when an earlier stage plays the partner role on the same task, else ``{}``.
 
@@ -44,16 +44,14 @@ def lsi_metrics(
             params.data,
             params.test_split,
         ):
-            say(
-                f"[yellow]{context.key}: no LSI with stage {key!r}: it evaluates another dataset or split[/yellow]"
-            )
+            warn(f"{context.key}: no LSI with stage {key!r}: it evaluates another dataset or split")
             continue
         partner_top1 = context.results.get(key, {}).get("top1")
         if partner_top1 is None:
             continue
         linear, supervised = (top1, partner_top1) if role == "linear" else (partner_top1, top1)
         if supervised <= 0:
-            say(f"[yellow]{context.key}: no LSI: the supervised top-1 accuracy is 0[/yellow]")
+            warn(f"{context.key}: no LSI: the supervised top-1 accuracy is 0")
             return {}
         return {"lsi": linear_separability_index(linear, supervised)}
     return {}

@@ -7,6 +7,12 @@ from contrastive_core import hookimpl
 
 @hookimpl
 def register_stages() -> list[type]:
+    from .alignment import Alignment
+    from .finetune import Finetune
+    from .knn_eval import KnnEval
+    from .linear_eval import LinearEval
     from .pretrain import Pretrain
+    from .semi_supervised import SemiSupervised
+    from .supervised import Supervised
 
-    return [Pretrain]
+    return [Pretrain, KnnEval, LinearEval, Finetune, SemiSupervised, Supervised, Alignment]

@@ -81,7 +81,9 @@ def make_model(seed: int = 0) -> SmallNet:
 
 
 def lars_for(model: nn.Module, exclude: str, lr: float = 1.0) -> torch.optim.Optimizer:
-    params = LARSOptimizerParams(lr=lr, lr_scaling="none", momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, exclude=exclude)
+    params = LARSOptimizerParams(
+        lr=lr, lr_scaling="none", momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, exclude=exclude
+    )
     return LARSOptimizer.from_params(params, model=model)
 
 
@@ -94,7 +96,9 @@ def backward_on_batch(model: nn.Module, step: int) -> None:
     nn.functional.mse_loss(model(x), target).backward()
 
 
-@pytest.mark.parametrize(("exclude", "reference_excluded"), [("bn_and_bias", EXCLUDED_NAMES), ("none", set())])
+@pytest.mark.parametrize(
+    ("exclude", "reference_excluded"), [("bn_and_bias", EXCLUDED_NAMES), ("none", set())]
+)
 def test_matches_the_reference_over_50_steps(exclude: str, reference_excluded: set[str]) -> None:
     model = make_model()
     reference_model = copy.deepcopy(model)
@@ -112,7 +116,9 @@ def test_matches_the_reference_over_50_steps(exclude: str, reference_excluded: s
         optimizer.step()
         reference.step(lr)
 
-    for (name, param), (_, expected) in zip(model.named_parameters(), reference_model.named_parameters()):
+    for (name, param), (_, expected) in zip(
+        model.named_parameters(), reference_model.named_parameters(), strict=True
+    ):
         torch.testing.assert_close(param, expected, rtol=1e-9, atol=1e-12, msg=name)
     # The run moved the parameters by more than rounding: the comparison is not vacuous. (BatchNorm
     # cancels the conv bias, so its gradient is ~0; "unused" has none.)
@@ -139,10 +145,14 @@ def test_one_step_excluded_and_regular_parameters() -> None:
         w, g = before[name], grads[name]
         trust = ETA * w.norm() / (g.norm() + WEIGHT_DECAY * w.norm())
         assert 0 < trust < 1
-        torch.testing.assert_close(after[name], w - 0.5 * trust * (g + WEIGHT_DECAY * w), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(
+            after[name], w - 0.5 * trust * (g + WEIGHT_DECAY * w), rtol=1e-12, atol=1e-14
+        )
     # Zero weight: trust 1 and no decay to add, so the plain gradient step.
     assert before["zero_init.weight"].abs().sum() == 0 and grads["zero_init.weight"].abs().sum() > 0
-    torch.testing.assert_close(after["zero_init.weight"], -0.5 * grads["zero_init.weight"], rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(
+        after["zero_init.weight"], -0.5 * grads["zero_init.weight"], rtol=1e-12, atol=0.0
+    )
     # Zero gradient: trust 1 (not eta / wd = 0.1), so only the decay step.
     assert grads["dead"].abs().sum() == 0
     torch.testing.assert_close(after["dead"], before["dead"] * (1 - 0.5 * WEIGHT_DECAY), rtol=1e-12, atol=0.0)
@@ -156,7 +166,9 @@ def test_trust_ratio_of_a_hand_computed_example() -> None:
     w.grad = torch.tensor([0.0, 2.0], dtype=torch.float64)  # ||g|| = 2
     LARS([w], lr=10.0, momentum=0.9, weight_decay=0.1, eta=0.01).step()
     trust = 0.01 * 5 / (2 + 0.1 * 5)  # = 0.02
-    expected = torch.tensor([3.0, 4.0], dtype=torch.float64) - 10.0 * trust * torch.tensor([0.3, 2.4], dtype=torch.float64)
+    expected = torch.tensor([3.0, 4.0], dtype=torch.float64) - 10.0 * trust * torch.tensor(
+        [0.3, 2.4], dtype=torch.float64
+    )
     torch.testing.assert_close(w.detach(), expected, rtol=1e-12, atol=1e-14)
 
 
@@ -173,7 +185,7 @@ def test_state_dict_resume_continues_identically() -> None:
         for m, opt in ((model, optimizer), (resumed_model, resumed)):
             backward_on_batch(m, step)
             opt.step()
-    for param, other in zip(model.parameters(), resumed_model.parameters()):
+    for param, other in zip(model.parameters(), resumed_model.parameters(), strict=True):
         assert torch.equal(param, other)
 
 
@@ -193,8 +205,12 @@ def test_closure_is_evaluated_with_grad_enabled() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"lr": -1.0}, "learning rate"), ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1.0}, "weight_decay"),
-     ({"eta": 0.0}, "eta")],
+    [
+        ({"lr": -1.0}, "learning rate"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"eta": 0.0}, "eta"),
+    ],
 )
 def test_rejects_invalid_hyperparameters(kwargs: dict, message: str) -> None:
     arguments = {"lr": 0.1, **kwargs}
@@ -206,7 +222,13 @@ class ScalarReadRecorder(TorchDispatchMode):
     """Records the ops that copy a tensor value to the host (``.item()``, ``bool(t)``, ``float(t)``,
     ``if t > 0``: all reach ``aten._local_scalar_dense``) or whose output shape depends on values."""
 
-    HOST_READS = ("aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.unique", "aten.equal")
+    HOST_READS = (
+        "aten._local_scalar_dense",
+        "aten.nonzero",
+        "aten.masked_select",
+        "aten.unique",
+        "aten.equal",
+    )
 
     def __init__(self) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import contrastive_plugins.simclr.plugin as simclr_plugin
-from contrastive_core import Registry, RecipeError, build, get_plugin_manager
+from contrastive_core import RecipeError, Registry, build, get_plugin_manager
 from contrastive_plugins.simclr.distributed import rank, world_size
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
 
@@ -98,7 +98,9 @@ def seed_total_gradient(z_a: np.ndarray, z_b: np.ndarray, tau: float) -> tuple[n
 
 def random_views(n: int, d: int, seed: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=generator, dtype=dtype), torch.randn(n, d, generator=generator, dtype=dtype)
+    return torch.randn(n, d, generator=generator, dtype=dtype), torch.randn(
+        n, d, generator=generator, dtype=dtype
+    )
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:
@@ -191,13 +193,17 @@ def test_computes_in_float32_under_bfloat16_autocast() -> None:
 
 def test_tau_0_01_with_bfloat16_inputs_is_finite() -> None:
     loss = NTXent(NTXentParams(temperature=0.01))
-    z_a, z_b = (v.to(torch.bfloat16).requires_grad_() for v in random_views(64, 128, seed=5, dtype=torch.float32))
+    z_a, z_b = (
+        v.to(torch.bfloat16).requires_grad_() for v in random_views(64, 128, seed=5, dtype=torch.float32)
+    )
     value = loss(z_a, z_b)
     value.backward()
     assert value.dtype == torch.float32
     assert torch.isfinite(value)
     assert torch.isfinite(z_a.grad).all() and torch.isfinite(z_b.grad).all()
-    assert value.item() == pytest.approx(seed_loss(z_a.float().detach().numpy(), z_b.float().detach().numpy(), 0.01), rel=1e-4)
+    assert value.item() == pytest.approx(
+        seed_loss(z_a.float().detach().numpy(), z_b.float().detach().numpy(), 0.01), rel=1e-4
+    )
 
 
 def test_tau_0_01_with_all_logits_at_the_maximum_is_finite() -> None:

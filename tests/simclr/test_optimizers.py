@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import contrastive_plugins.simclr.plugin as simclr_plugin
-from contrastive_core import Registry, RecipeError, build, get_plugin_manager
+from contrastive_core import RecipeError, Registry, build, get_plugin_manager
 from contrastive_plugins.simclr.optim import OPTIMIZERS, SCHEDULERS
 from contrastive_plugins.simclr.optim.lars import LARS
 from contrastive_plugins.simclr.optim.lr_scaling import scaled_learning_rate
@@ -85,7 +85,9 @@ def test_bn_and_bias_rule_groups_parameters(registry: Registry, name: str) -> No
 @pytest.mark.parametrize("name", OPTIMIZER_NAMES)
 def test_none_rule_treats_every_parameter_alike(registry: Registry, name: str) -> None:
     model = NormZoo()
-    optimizer = build("optimizer", {"type": name, "exclude": "none", "weight_decay": 0.05}, registry=registry, model=model)
+    optimizer = build(
+        "optimizer", {"type": name, "exclude": "none", "weight_decay": 0.05}, registry=registry, model=model
+    )
     assert len(optimizer.param_groups) == 1
     (group,) = optimizer.param_groups
     assert names_of(group, model) == REGULAR | EXCLUDED
@@ -138,7 +140,9 @@ def test_learning_rate_scaling(
 
 
 def test_default_batch_size_and_scaling_rules(registry: Registry) -> None:
-    assert build("optimizer", {"type": "lars"}, registry=registry, model=NormZoo()).param_groups[0]["lr"] == 0.3
+    assert (
+        build("optimizer", {"type": "lars"}, registry=registry, model=NormZoo()).param_groups[0]["lr"] == 0.3
+    )
     adamw = build("optimizer", {"type": "adamw"}, registry=registry, model=NormZoo(), batch_size=4096)
     assert adamw.param_groups[0]["lr"] == 1e-3  # AdamW's default rule is "none"
     sgd = build("optimizer", {"type": "sgd"}, registry=registry, model=NormZoo(), batch_size=512)
@@ -154,12 +158,20 @@ def test_scaled_learning_rate_rejects_bad_input() -> None:
 
 
 def test_component_hyperparameters_reach_the_torch_optimizer(registry: Registry) -> None:
-    lars = build("optimizer", {"type": "lars", "momentum": 0.8, "eta": 0.02}, registry=registry, model=NormZoo())
-    assert (lars.defaults["momentum"], lars.defaults["eta"], lars.defaults["weight_decay"]) == (0.8, 0.02, 1e-6)
+    lars = build(
+        "optimizer", {"type": "lars", "momentum": 0.8, "eta": 0.02}, registry=registry, model=NormZoo()
+    )
+    assert (lars.defaults["momentum"], lars.defaults["eta"], lars.defaults["weight_decay"]) == (
+        0.8,
+        0.02,
+        1e-6,
+    )
     sgd = build("optimizer", {"type": "sgd", "nesterov": True}, registry=registry, model=NormZoo())
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.defaults["nesterov"] is True and sgd.defaults["momentum"] == 0.9
-    adamw = build("optimizer", {"type": "adamw", "betas": [0.8, 0.99], "eps": 1e-6}, registry=registry, model=NormZoo())
+    adamw = build(
+        "optimizer", {"type": "adamw", "betas": [0.8, 0.99], "eps": 1e-6}, registry=registry, model=NormZoo()
+    )
     assert isinstance(adamw, torch.optim.AdamW)
     assert adamw.defaults["betas"] == (0.8, 0.99) and adamw.defaults["eps"] == 1e-6
 

@@ -58,5 +58,9 @@ class SGDOptimizer(Optimizer):
         lr = scaled_learning_rate(params.lr, batch_size, params.lr_scaling)
         groups = parameter_groups(model, rule=params.exclude, lr=lr, weight_decay=params.weight_decay)
         return torch.optim.SGD(
-            groups, lr=lr, momentum=params.momentum, weight_decay=params.weight_decay, nesterov=params.nesterov
+            groups,
+            lr=lr,
+            momentum=params.momentum,
+            weight_decay=params.weight_decay,
+            nesterov=params.nesterov,
         )

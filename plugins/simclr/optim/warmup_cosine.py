@@ -27,6 +27,7 @@ import torch
 from pydantic import Field
 
 from contrastive_core import ComponentParams, Scheduler
+from contrastive_core.errors import ContrastiveError
 
 
 @dataclass
@@ -59,6 +60,10 @@ class WarmupCosineParams(ComponentParams):
     """Final learning rate as a fraction of the peak rate; SimCLR decays to 0."""
 
 
+class ScheduleError(ContrastiveError, ValueError):
+    """A schedule that cannot fit the run (reported by the CLI as a clean error, exit code 2)."""
+
+
 class WarmupCosine(Scheduler):
     """Linear warmup then cosine decay to min_lr_ratio * lr, stepped once per optimiser step (SimCLR)."""
 
@@ -76,13 +81,13 @@ class WarmupCosine(Scheduler):
         **context: Any,
     ) -> torch.optim.lr_scheduler.LambdaLR:
         if total_steps < 1 or steps_per_epoch < 1:
-            raise ValueError(
+            raise ScheduleError(
                 f"warmup_cosine needs total_steps >= 1 and steps_per_epoch >= 1, got {total_steps} and "
                 f"{steps_per_epoch}"
             )
         warmup_steps = round(params.warmup_epochs * steps_per_epoch)
         if warmup_steps > total_steps:
-            raise ValueError(
+            raise ScheduleError(
                 f"warmup_cosine: warmup_epochs = {params.warmup_epochs} is {warmup_steps} steps, longer than "
                 f"the whole run ({total_steps} steps = {total_steps / steps_per_epoch:g} epochs); set "
                 "scheduler.warmup_epochs to at most the number of epochs"

@@ -1,0 +1,108 @@
+"""The ``knn_eval`` stage: weighted k-nearest-neighbour classification on frozen features.
+
+The protocol of Wu et al. (2018, "Unsupervised Feature Learning via Non-Parametric Instance
+Discrimination", Sec. 3.4): the L2-normalised training features form a memory bank; each test feature
+q votes with its k most cosine-similar bank entries, neighbour i adding ``exp(s_i / T)`` to its class,
+and the classes are ranked by their summed votes (``k = 200``, ``T = 0.1`` by default). No training is
+involved, which makes it a quick, hyperparameter-light probe of the representation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from contrastive_core import Encoder
+
+from . import features
+from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage, RandomInitBaselineParams
+from .frozen_encoder import FrozenEncoderCheck
+from .metrics import TopKAccuracy
+
+
+class KnnEvalParams(EvaluationParams, RandomInitBaselineParams):
+    type: Literal["knn_eval"]
+    k: int = Field(200, ge=1)
+    """Neighbours that vote (clipped to the size of the training split)."""
+    temperature: float = Field(0.1, gt=0)
+    """T of the vote weight exp(similarity / T): lower values let the closest neighbours dominate."""
+    train_split: str = "train"
+    """Split whose features form the memory bank (the neighbours)."""
+    test_split: str = "test"
+    """Split whose images are classified (the queries)."""
+    query_batch_size: int = Field(256, ge=1)
+    """Queries compared with the bank at once; memory grows with query_batch_size x training images."""
+
+
+def weighted_knn_votes(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int,
+    temperature: float,
+) -> torch.Tensor:
+    """Class votes (B, C) of queries (B, d) from the k nearest of bank (N, d) with labels (N,).
+
+    Both feature sets must be L2-normalised, so ``queries @ bank.T`` are cosine similarities.
+    """
+    similarities = queries @ bank.T  # (B, N)
+    top_similarities, top_indices = similarities.topk(min(k, bank.shape[0]), dim=1)  # (B, k)
+    weights = (top_similarities / temperature).exp()
+    votes = torch.zeros(queries.shape[0], num_classes, device=queries.device, dtype=weights.dtype)
+    return votes.scatter_add_(1, bank_labels[top_indices], weights)
+
+
+def knn_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    num_classes: int,
+    k: int,
+    temperature: float,
+    query_batch_size: int,
+) -> dict[str, float]:
+    """Top-1/top-5 accuracy of the weighted kNN vote, over the test queries in batches."""
+    bank = F.normalize(train_features, dim=1)
+    queries = F.normalize(test_features, dim=1)
+    accuracy = TopKAccuracy()
+    for start in range(0, queries.shape[0], query_batch_size):
+        batch = slice(start, start + query_batch_size)
+        votes = weighted_knn_votes(queries[batch], bank, train_labels, num_classes, k, temperature)
+        accuracy.update(votes, test_labels[batch])
+    return accuracy.compute()
+
+
+class KnnEval(EvaluationStage):
+    """Weighted kNN classification (k = 200, T = 0.1) of frozen features (Wu et al., 2018); top-1/top-5."""
+
+    name = "knn_eval"
+    Params = KnnEvalParams
+    params: KnnEvalParams
+
+    def evaluate(self, encoder: Encoder, setup: EvaluationSetup, variant: str) -> dict[str, Any]:
+        params = self.params
+        encoder.to(setup.device)
+        frozen = FrozenEncoderCheck(encoder)
+        train, test = setup.split(params.train_split), setup.split(params.test_split)
+        options = {"batch_size": setup.eval_batch_size, "precision": setup.precision}
+        train_features, train_labels = features.compute_features(
+            encoder, train, setup.preprocessing, **options
+        )
+        test_features, test_labels = features.compute_features(encoder, test, setup.preprocessing, **options)
+        frozen.verify(encoder, f"{setup.where} knn_eval")
+        return knn_accuracy(
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            num_classes=train.num_classes,
+            k=params.k,
+            temperature=params.temperature,
+            query_batch_size=params.query_batch_size,
+        )

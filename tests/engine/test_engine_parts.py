@@ -1,0 +1,135 @@
+"""The engine's parts on their own: checkpoints, batch order, activation checkpointing, metrics log."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from contrastive_core.activation_checkpointing import checkpoint_blocks
+from contrastive_core.checkpoint import CheckpointError, CheckpointManager, load_file
+from contrastive_core.metrics_log import MetricsLog, read_metrics
+from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder
+
+
+def test_checkpoints_are_kept_pruned_and_loaded(tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpt", keep_last=2)
+    for step in (1, 2, 3):
+        manager.save(step, {"step": step, "w": torch.full((2,), float(step))}, {"torch": torch.get_rng_state()})
+    assert [p.name for p in manager.completed()] == ["step-00000002", "step-00000003"]
+    state, rng = manager.load(manager.latest())
+    assert state["step"] == 3 and torch.equal(state["w"], torch.full((2,), 3.0))
+    assert torch.equal(rng["torch"], torch.get_rng_state())
+
+
+def test_half_written_checkpoints_are_ignored_and_cleaned(tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(1, {"step": 1}, {})
+    stale = tmp_path / "ckpt" / ".step-00000002.tmp"
+    stale.mkdir()
+    (stale / "state.pt").write_bytes(b"cut sh")
+    assert manager.latest().name == "step-00000001"
+    manager.remove_stale_temporaries()
+    assert not stale.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_write_failure_keeps_previous_checkpoint(tmp_path):  # pragma: no cover - CI runs as root
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(1, {"step": 1}, {})
+    os.chmod(tmp_path / "ckpt", 0o500)
+    try:
+        with pytest.raises(CheckpointError, match="previous checkpoint .*step-00000001 is intact"):
+            manager.save(2, {"step": 2}, {})
+    finally:
+        os.chmod(tmp_path / "ckpt", 0o700)
+
+
+def test_write_failure_keeps_previous_checkpoint_when_disk_fills(tmp_path, monkeypatch):
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(1, {"step": 1}, {})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match=r"No space left on device\. The previous checkpoint .*step-00000001 is intact"):
+        manager.save(2, {"step": 2}, {})
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["step-00000001"]
+    assert manager.load(manager.latest())[0]["step"] == 1
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_crafted_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "state.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"step": _RunsCode()}, handle)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_file(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_batch_order_does_not_depend_on_the_number_of_processes():
+    order = GlobalBatchOrder(num_examples=50, global_batch=12, seed=4)
+    assert order.steps_per_epoch == 4
+    for epoch in (0, 1):
+        for step in range(4):
+            whole = order.local_indices(epoch, step, rank=0, world_size=1)
+            parts = torch.cat([order.local_indices(epoch, step, rank, 3) for rank in range(3)])
+            assert torch.equal(whole, parts) and len(whole) == 12
+        seen = torch.cat([order.local_indices(epoch, step, 0, 1) for step in range(4)])
+        assert len(set(seen.tolist())) == 48  # no repeats within an epoch
+    assert not torch.equal(order.permutation(0), order.permutation(1))
+    images = torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1)
+    resumed = list(DeviceBatches(images, order, 0, 1).epoch(1, start_step=2))
+    assert [batch.flatten().tolist() for batch in resumed] == [
+        order.local_indices(1, step, 0, 1).tolist() for step in (2, 3)
+    ]
+    with pytest.raises(Exception, match="larger than the dataset"):
+        GlobalBatchOrder(10, 16, 0)
+
+
+def test_activation_checkpointing_keeps_gradients_and_batchnorm_statistics():
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.ReLU()),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    x = torch.randn(6, 1, 9, 9)
+    plain, checkpointed = model(), model()
+    assert checkpoint_blocks(checkpointed) == 2
+    assert set(plain.state_dict()) == set(checkpointed.state_dict())
+    plain(x).square().sum().backward()
+    checkpointed(x).square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    for (name, a), (_, b) in zip(plain.named_buffers(), checkpointed.named_buffers(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)  # running stats updated once, not twice
+
+
+def test_metrics_log_drops_lines_after_the_resumed_step(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    for step in (1, 2, 3, 4):
+        log.write({"step": step, "loss": float(step)})
+    log.close()
+    with open(path, "a") as handle:
+        handle.write('{"step": 5, "lo')  # a line cut short by a crash
+    log = MetricsLog(path, resume_step=2)
+    log.write({"step": 3, "loss": 30.0})
+    log.close()
+    assert [record["loss"] for record in read_metrics(path)] == [1.0, 2.0, 30.0]
+    assert all(json.loads(line) for line in path.read_text().splitlines())
