@@ -44,7 +44,12 @@ def export_encoder(encoder: Encoder, directory: str | Path) -> dict[str, Path]:
         "feature_dim": encoder.feature_dim,
     }
     write_json_atomic(directory / CONFIG, config)
-    return {"encoder": directory / WEIGHTS, "encoder_config": directory / CONFIG}
+    return exported_files(directory)
+
+
+def exported_files(directory: str | Path) -> dict[str, Path]:
+    """The artifact paths of an encoder exported into ``directory``."""
+    return {"encoder": Path(directory) / WEIGHTS, "encoder_config": Path(directory) / CONFIG}
 
 
 def load_encoder(path: str | Path, *, registry: Registry | None = None, map_location: str = "cpu") -> Encoder:

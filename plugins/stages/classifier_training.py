@@ -154,6 +154,16 @@ def train_and_test(
             }
             checkpoints.save(step, state, capture_rng(generator))
 
+    def check_finite(loss_sum: torch.Tensor, epoch: int) -> float:
+        """The summed loss as a float; stops before a NaN/inf state can be checkpointed."""
+        value = float(loss_sum)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"{label}: the loss became NaN or infinite in epoch {epoch + 1}; stopped without saving that "
+                f"state. Last good checkpoint: {checkpoints.latest() or 'none'}. Lower lr and run again."
+            )
+        return value
+
     with StopRequest() as stop:
         while step < total_steps:
             epoch, start_step = divmod(step, steps_per_epoch)
@@ -175,17 +185,13 @@ def train_and_test(
                 epoch_loss += loss.detach()
                 epoch_steps += 1
                 if stop.requested is not None:
+                    check_finite(epoch_loss, epoch)
                     save_checkpoint()
                     raise TrainingInterrupted(
                         f"stopped by {stop.requested} at step {step} of {total_steps}; checkpoint saved in "
                         f"{checkpoints.latest()}"
                     )
-            mean_loss = float(epoch_loss) / max(epoch_steps, 1)  # one host sync per epoch
-            if not math.isfinite(mean_loss):
-                raise NonFiniteLossError(
-                    f"{label}: the loss became NaN or infinite in epoch {epoch + 1}; stopped without saving it. "
-                    f"Last good checkpoint: {checkpoints.latest() or 'none'}. Lower lr and run again."
-                )
+            mean_loss = check_finite(epoch_loss, epoch) / max(epoch_steps, 1)  # one host sync per epoch
             save_checkpoint()
             seconds = max(time.monotonic() - started, 1e-9)
             say(

@@ -12,12 +12,14 @@ The ``encoder`` param of an evaluation stage is either
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from contrastive_core import Encoder, Registry, StageContext, build
+from contrastive_core import ComponentParams, Encoder, Registry, StageContext, build
 from contrastive_core.encoder_export import load_encoder
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.recipe import stage_keys
@@ -38,7 +40,9 @@ class EncoderSource:
     pretrained: bool
 
 
-def random_init_like(encoder_params, registry: Registry, seed: int) -> Encoder:
+def random_init_like(
+    encoder_params: ComponentParams | Mapping[str, Any], registry: Registry, seed: int
+) -> Encoder:
     """A new encoder with ``encoder_params`` (the params of an encoder component), initialised from
     ``seed``. Seeded like the pretrain stage (``torch.manual_seed(seed)`` right before building), so for
     the recipe's own encoder and seed it holds exactly the weights pretraining started from. The global
@@ -71,7 +75,7 @@ def resolve_encoder(
         position = keys.index(reference)
         if position >= context.index:
             raise EncoderSourceError(
-                f"{where} = {reference!r}: that stage runs {'as this one' if position == context.index else 'later'}; "
+                f"{where} = {reference!r}: that stage {'is this one' if position == context.index else 'runs later'}; "
                 f"name a stage before this one. {_exporters(exported)}"
             )
         if reference not in exported:

@@ -21,7 +21,7 @@ from contrastive_core.accelerator import get_accelerator
 from contrastive_core.activation_checkpointing import checkpoint_blocks
 from contrastive_core.augmentation_pipeline import build_pipeline
 from contrastive_core.checkpoint import CheckpointManager
-from contrastive_core.encoder_export import export_encoder
+from contrastive_core.encoder_export import export_encoder, exported_files
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.global_batch_norm import convert_to_global_batchnorm
 from contrastive_core.interrupt import StopRequest, TrainingInterrupted
@@ -276,8 +276,10 @@ class Pretrain(Stage):
 
         # --- export the trained encoder f (the head g is discarded, as in the paper) ----------------
         if main:
-            context.artifacts[context.key] = export_encoder(model.encoder, context.stage_dir)
+            export_encoder(model.encoder, context.stage_dir)
         accelerator.wait_for_everyone()
+        # Every process records the files, so later stages find them whatever process they run in.
+        context.artifacts[context.key] = exported_files(context.stage_dir)
         seconds = time.monotonic() - run_start
         return {
             "loss": logged.get("loss", float("nan")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.utils.data
 from pydantic import Field
 
 from contrastive_core import ComponentParams, Dataset, hookimpl
@@ -29,6 +30,21 @@ class SyntheticClassesParams(ComponentParams):
     """Channels of the images."""
     pattern_seed: int = 0
     """Seed of the class patterns and the noise."""
+    in_memory: bool = True
+    """Offer whole splits as tensors; false: only item by item, like a dataset read from files."""
+
+
+class ItemsOnly(torch.utils.data.Dataset):
+    """A split readable only item by item (no tensors, no labels attribute)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self._items = [(image, int(label)) for image, label in zip(images, labels, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self._items[index]
 
 
 class SyntheticClasses(Dataset):
@@ -46,7 +62,11 @@ class SyntheticClasses(Dataset):
     def num_classes(self) -> int:
         return self.params.num_classes
 
-    def tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.generate(name) if self.params.in_memory else None
+
+    def generate(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images uint8 (N, C, S, S) and labels (N,) of split ``name``."""
         p = self.params
         shape = (p.channels, p.size, p.size)
         patterns = torch.stack(
@@ -64,8 +84,10 @@ class SyntheticClasses(Dataset):
         images = ((0.7 * patterns[labels] + 0.3 * noise) * 255).round().to(torch.uint8)
         return images, (labels if name != "unlabeled" else torch.full_like(labels, -1))
 
-    def split(self, name: str) -> LabelledImages:
-        return LabelledImages(*self.tensors(name))
+    def split(self, name: str) -> torch.utils.data.Dataset:
+        return (
+            LabelledImages(*self.generate(name)) if self.params.in_memory else ItemsOnly(*self.generate(name))
+        )
 
 
 @hookimpl

@@ -65,7 +65,7 @@ def test_unusable_references_are_explained(registry, tmp_path, two_exports):
         EncoderSourceError, match=r"stages\[1\]\.encoder = 'knn_eval_3': that stage runs later"
     ):
         resolve_encoder("knn_eval_3", context(registry, tmp_path, two_exports, index=1))
-    with pytest.raises(EncoderSourceError, match="runs as this one"):
+    with pytest.raises(EncoderSourceError, match="that stage is this one"):
         resolve_encoder("knn_eval_3", context(registry, tmp_path, two_exports))
     without = {"knn_eval": {}, "knn_eval_2": two_exports["knn_eval_2"]}
     with pytest.raises(EncoderSourceError, match="exported no encoder.*knn_eval_2"):

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 
 from contrastive_core.checkpoint import CheckpointManager, load_file
+from contrastive_plugins.stages.pretrain import NonFiniteLossError
 from tests.stages.conftest import recipe, run
 
 SYNTHETIC = {"type": "synthetic_classes", "num_classes": 3}
@@ -65,3 +66,10 @@ def test_an_interrupted_finetune_resumes_to_the_same_result(registry, exported, 
     }
     for key, value in final["uninterrupted"]["model"].items():
         assert torch.equal(value, final["resumed"]["model"][key]), key
+
+
+def test_a_diverging_run_stops_before_checkpointing_the_bad_state(registry, exported, tmp_path):
+    stage = {"type": "finetune", "encoder": str(exported), **FAST, "lr": 1e30, "augment": False}
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite in epoch 1"):
+        run(registry, recipe(stage), tmp_path / "run")
+    assert CheckpointManager(tmp_path / "run" / "finetune" / "checkpoints" / "encoder").latest() is None
