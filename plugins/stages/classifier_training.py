@@ -97,7 +97,7 @@ def train_and_test(
     all of it), then return their top-1/top-5 accuracy on the test split. ``label`` names the run in
     console lines."""
     device, seed, say = setup.device, setup.seed, setup.say
-    train, test = setup.split(params.train_split), setup.split(params.test_split)
+    train, test = setup.train_split(params.train_split), setup.split(params.test_split)
     indices = torch.arange(len(train)) if train_indices is None else train_indices
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -22,6 +22,8 @@ from pydantic import Field
 from contrastive_core import ComponentParams, Dataset, Encoder, Stage, StageContext
 from contrastive_core.accelerator import get_accelerator
 
+from contrastive_plugins.datasets.label_fraction import balanced_subset
+
 from .dataset_source import evaluation_dataset
 from .encoder_source import EncoderSource, random_init_like, resolve_encoder
 from .labelled_split import LabelledSplit
@@ -47,6 +49,9 @@ class EvaluationParams(ComponentParams):
     """Resize images to resize x resize (bilinear, antialiased) before the encoder; default: keep the size."""
     eval_batch_size: int = Field(256, ge=1)
     """Images per forward pass when computing features or test predictions."""
+    train_examples: int | None = Field(None, ge=1)
+    """Use a class-balanced subset of this many training images (seeded with run.seed) for quick runs;
+    the test split is always used whole. Default: the whole training split."""
     num_workers: int = Field(4, ge=0)
     """DataLoader workers for datasets read from files (image folders); in-memory datasets use none."""
 
@@ -71,6 +76,7 @@ class EvaluationSetup:
     normalization: list
     resize: int | None
     eval_batch_size: int
+    train_examples: int | None
     num_workers: int
     is_main: bool
     say: Callable[[str], None]
@@ -95,6 +101,14 @@ class EvaluationSetup:
                 self.dataset, name, self.device, num_workers=self.num_workers, where=self.where
             )
         return self._splits[name]
+
+    def train_split(self, name: str) -> LabelledSplit:
+        """The training split ``name``, limited to a class-balanced subset when ``train_examples`` asks."""
+        split = self.split(name)
+        if self.train_examples is None or self.train_examples >= len(split):
+            return split
+        indices = balanced_subset(split.labels, self.train_examples / len(split), self.seed)
+        return split.restricted(indices)
 
     def artifact(self, variant: str, filename: str) -> tuple[str, Path]:
         """(artifact name, path in the stage directory) of a file of ``variant`` (MAIN or RANDOM_INIT)."""
@@ -153,6 +167,7 @@ class EvaluationStage(Stage):
             normalization=recipe_normalization(context.recipe, context.registry),
             resize=self.params.resize,
             eval_batch_size=self.params.eval_batch_size,
+            train_examples=self.params.train_examples,
             num_workers=self.params.num_workers,
             is_main=main,
             say=say,

@@ -89,7 +89,7 @@ class KnnEval(EvaluationStage):
         params = self.params
         encoder.to(setup.device)
         frozen = FrozenEncoderCheck(encoder)
-        train, test = setup.split(params.train_split), setup.split(params.test_split)
+        train, test = setup.train_split(params.train_split), setup.split(params.test_split)
         options = {"batch_size": setup.eval_batch_size, "precision": setup.precision}
         train_features, train_labels = features.compute_features(
             encoder, train, setup.preprocessing, **options

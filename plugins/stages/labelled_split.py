@@ -6,6 +6,7 @@ and indexed there; others (image folders) are read by DataLoader workers batch b
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -59,6 +60,17 @@ class LabelledSplit:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def restricted(self, indices: torch.Tensor) -> LabelledSplit:
+        """The same split limited to the examples ``indices`` (int64, (M,)), in that order."""
+        subset = copy.copy(self)
+        subset.labels = self.labels.index_select(0, indices)
+        subset._labels_on_device = subset.labels.to(self.device)
+        if self.images is not None:
+            subset.images = self.images.index_select(0, indices.to(self.device))
+        else:
+            subset.items = torch.utils.data.Subset(self.items, indices.tolist())
+        return subset
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -39,7 +39,7 @@ class SemiSupervised(Finetune):
     params: SemiSupervisedParams
 
     def training_indices(self, setup: EvaluationSetup) -> torch.Tensor:
-        labels = setup.split(self.params.train_split).labels
+        labels = setup.train_split(self.params.train_split).labels
         try:
             return balanced_subset(labels, self.params.label_fraction, self.params.subset_seed)
         except ValueError as error:

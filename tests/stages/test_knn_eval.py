@@ -63,3 +63,19 @@ def test_nearest_neighbour_of_a_training_image_is_itself(registry, exported, tmp
     stage = {"type": "knn_eval", "encoder": str(exported), "k": 1, "test_split": "train"}
     results, _ = run(registry, recipe(stage), tmp_path / "run")
     assert results["knn_eval"]["top1"] == 1.0
+
+
+def test_train_examples_uses_a_class_balanced_subset_as_the_memory_bank(registry, exported, tmp_path):
+    from contrastive_plugins.datasets.label_fraction import balanced_subset
+
+    stage = {"type": "knn_eval", "encoder": str(exported), "k": 5, "train_examples": 20}
+    results, _ = run(registry, recipe(stage), tmp_path / "run")
+
+    dataset = build("dataset", fashion_data(), registry=registry)
+    (train_images, train_labels), (test_images, test_labels) = dataset.tensors("train"), dataset.tensors("test")
+    chosen = balanced_subset(train_labels, 20 / len(train_labels), seed=0)
+    assert len(chosen) < len(train_labels)
+    train = plain_features(registry, exported, train_images[chosen])
+    test = plain_features(registry, exported, test_images)
+    votes = plain_knn_votes(train, train_labels[chosen].numpy(), test, 10, k=5, temperature=0.1)
+    assert results["knn_eval"]["top1"] == pytest.approx(plain_top_k(votes, test_labels.numpy(), 1))
