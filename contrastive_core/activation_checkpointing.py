@@ -53,15 +53,23 @@ def _checkpointed_forward(
 
 
 def checkpoint_blocks(encoder: nn.Module) -> int:
-    """Checkpoint each direct child of ``encoder`` that is a container of layers with parameters
-    (``nn.Sequential``, e.g. a ResNet stage); returns how many blocks were wrapped.
+    """Checkpoint the blocks of ``encoder``; returns how many were wrapped.
 
-    Only the blocks' ``forward`` is replaced, on the instances: parameter names and state-dict keys
-    stay the same, so checkpoints and exported encoders are unaffected.
+    A block is an ``nn.Sequential`` holding parameters, found by walking down from the encoder: a
+    Sequential of Sequentials (a stack of conv blocks) is opened and each inner block wrapped; any other
+    Sequential (a ResNet stage, ``layer1`` ... ``layer4``) is wrapped whole; other modules (a wrapper
+    such as ``backbone``) are searched through. Only the blocks' ``forward`` is replaced, on the
+    instances: parameter names and state-dict keys stay the same, so checkpoints and exported encoders
+    are unaffected.
     """
     count = 0
     for child in encoder.children():
-        if isinstance(child, nn.Sequential) and any(True for _ in child.parameters()):
-            child.forward = _checkpointed_forward(child, child.forward)  # type: ignore[method-assign]
-            count += 1
+        if isinstance(child, nn.Sequential) and not all(
+            isinstance(c, nn.Sequential) for c in child.children()
+        ):
+            if any(True for _ in child.parameters()):
+                child.forward = _checkpointed_forward(child, child.forward)  # type: ignore[method-assign]
+                count += 1
+        else:
+            count += checkpoint_blocks(child)
     return count

@@ -21,6 +21,7 @@ import torch
 from .errors import ContrastiveError
 
 _NAME = re.compile(r"^step-(\d{8,})$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STATE_FILE = "state.pt"
 
 
@@ -134,9 +135,10 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file {path} does not exist") from None
     except Exception as error:  # noqa: BLE001 - any unpickling refusal or corruption
+        first_line = _ANSI.sub("", str(error)).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
             f"refusing to load {path}: it is not a plain tensor checkpoint or is corrupt ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})"
+            f"{first_line})"
         ) from None
 
 

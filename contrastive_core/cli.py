@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import typing
@@ -39,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         print_error(errors, error)
         return error.exit_code
     except TrainingInterrupted as stopped:
-        errors.print(
-            Text(f"{stopped}\nResume with the same command: {shlex.join(_resume_command(args))}"),
-            soft_wrap=True,
-        )
+        if os.environ.get("RANK", "0") == "0":  # under a launcher, one process says it
+            errors.print(Text(f"{stopped}\n{_resume_hint(args)}"), soft_wrap=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         errors.print("interrupted")
@@ -140,6 +139,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         fresh=args.fresh,
     )
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    command = shlex.join(_resume_command(args))
+    if "LOCAL_RANK" in os.environ:  # started by torchrun / accelerate launch
+        return f"Resume by running the same launcher command again (its run part: {command})"
+    return f"Resume with the same command: {command}"
 
 
 def _resume_command(args: argparse.Namespace) -> list[str]:

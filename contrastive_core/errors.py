@@ -81,6 +81,5 @@ class UnknownComponentError(ContrastiveError, KeyError):
             return f"no {self.kind} component is registered (are the plugins loaded or blocked?)"
         text = f"unknown {self.kind} {self.name!r}"
         suggestion = closest(str(self.name), self.registered)
-        if suggestion:
-            text += f"; did you mean {suggestion!r}?"
+        text += f"; did you mean {suggestion!r}?" if suggestion else "."
         return f"{text} Registered: {', '.join(self.registered)}"

@@ -11,9 +11,28 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose backward sums the incoming gradients over processes too.
+
+    Each process's loss depends on the global sum, so the gradient reaching one process's local term is
+    the sum over processes of d loss_p / d total.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        total = grad.contiguous().clone()
+        dist.all_reduce(total)
+        return total
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -40,7 +59,7 @@ class GlobalBatchNorm(_BatchNorm):
         # One collective for count, sum and sum of squares; its backward all-reduces the gradients, so
         # every process's input receives the gradient flowing through the global statistics.
         local = torch.cat([count, input.sum(dims), (input * input).sum(dims)])
-        total = dist_fn.all_reduce(local)
+        total = _AllReduceSum.apply(local)
         global_count = total[0]
         mean = total[1 : 1 + channels] / global_count
         variance = total[1 + channels :] / global_count - mean * mean

@@ -52,7 +52,17 @@ class PluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` (a module or object with hook implementations) under ``name``.
+
+        Raises ``pluggy.PluginValidationError`` for a hook implementation that matches no hook.
+        """
         registered = super().register(plugin, name)
+        if registered is not None:
+            try:
+                self._check_hook_names(registered, plugin)
+            except pluggy.PluginValidationError:
+                pluggy.PluginManager.unregister(self, name=registered)
+                raise
         if registered is not None and registered not in self.infos:
             module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__qualname__
             self.infos[registered] = PluginInfo(registered, None, None, module)
@@ -82,8 +92,7 @@ class PluginManager(pluggy.PluginManager):
                 continue
             try:
                 plugin = entry_point.load()
-                pluggy.PluginManager.register(self, plugin, name=entry_point.name)
-                self._check_hook_names(entry_point.name, plugin)
+                self.register(plugin, name=entry_point.name)
             except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the others
                 if self.get_plugin(entry_point.name) is not None:
                     pluggy.PluginManager.unregister(self, name=entry_point.name)

@@ -228,8 +228,7 @@ def problems_from_validation_error(
             key = str(path[-1])
             message = f"unknown key {key!r}"
             suggestion = closest(key, allowed)
-            if suggestion:
-                message += f"; did you mean {suggestion!r}?"
+            message += f"; did you mean {suggestion!r}?" if suggestion else "."
             if allowed:
                 message += f" Allowed keys: {', '.join(allowed)}"
         elif kind == "missing":

@@ -30,7 +30,9 @@ def _write_table(lines: list[str], path: tuple[str, ...], table: Mapping[str, An
         lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in table.items():
         if _is_table(value):
-            lines.extend(["", f"[{_dotted((*path, key))}]"])
+            # A table holding only sub-tables needs no header of its own ([model] before [model.encoder]).
+            if not value or any(not _is_table(v) and v is not None for v in value.values()):
+                lines.extend(["", f"[{_dotted((*path, key))}]"])
             _write_table(lines, (*path, key), value)
         elif _is_table_array(value):
             for item in value:

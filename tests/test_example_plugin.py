@@ -24,7 +24,9 @@ BIN = Path(sys.executable).parent
 
 
 def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def installed_example_plugin(tmp_path_factory):
 
 def contrastive(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([str(BIN / "contrastive"), *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [str(BIN / "contrastive"), *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_listed_with_its_distribution_and_components(installed_example_plugin):
@@ -65,8 +69,12 @@ def test_used_in_a_recipe_by_the_real_command(installed_example_plugin, tmp_path
     resolved = (tmp_path / "run" / "recipe.resolved.toml").read_text()
     assert 'type = "decoupled_contrastive"' in resolved and 'type = "random_cutout"' in resolved
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert {"name": "example", "distribution": "contrastive-example-plugin", "version": "0.1.0",
-            "module": "contrastive_example_plugin.plugin"} in manifest["plugins"]
+    assert {
+        "name": "example",
+        "distribution": "contrastive-example-plugin",
+        "version": "0.1.0",
+        "module": "contrastive_example_plugin.plugin",
+    } in manifest["plugins"]
     # Blocked, its components are unknown names again.
     blocked = contrastive("--block", "example", "validate", str(recipe))
     assert blocked.returncode == 2
@@ -87,4 +95,6 @@ def test_its_loss_matches_a_direct_computation(installed_example_plugin):
         sims = [float(z[i] @ z[k]) / 0.3 for k in range(10)]
         negatives = sum(torch.exp(torch.tensor(sims[k])) for k in range(10) if k not in (i, j))
         total += -sims[j] + float(torch.log(negatives))
-    torch.testing.assert_close(loss(z_a, z_b).double(), torch.tensor(total / 10, dtype=torch.float64), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        loss(z_a, z_b).double(), torch.tensor(total / 10, dtype=torch.float64), rtol=1e-5, atol=1e-6
+    )

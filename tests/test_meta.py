@@ -14,7 +14,9 @@ import pytest
 from contrastive_core import default_registry, hookspecs, load_recipe, recipe_model
 
 ROOT = Path(__file__).resolve().parents[1]
-HOOKS = [name for name, value in inspect.getmembers(hookspecs) if name.startswith("register_") and callable(value)]
+HOOKS = [
+    name for name, value in inspect.getmembers(hookspecs) if name.startswith("register_") and callable(value)
+]
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
 
 if sys.version_info >= (3, 11):
@@ -45,7 +47,10 @@ def test_every_hook_is_exercised_by_a_test(hook):
 
 def test_there_are_recipes():
     assert {path.name for path in RECIPES} >= {
-        "quickstart.toml", "simclr_r50.toml", "simclr_cifar10_r18.toml", "simclr_stl10_r18.toml"
+        "quickstart.toml",
+        "simclr_r50.toml",
+        "simclr_cifar10_r18.toml",
+        "simclr_stl10_r18.toml",
     }
 
 
@@ -66,7 +71,12 @@ def test_every_recipe_states_its_target_and_source(recipe):
 def test_every_package_folder_is_packaged():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {"contrastive_core"} | {
-        "contrastive_plugins" + ("." + ".".join(init.parent.relative_to(ROOT / "plugins").parts) if init.parent != ROOT / "plugins" else "")
+        "contrastive_plugins"
+        + (
+            "." + ".".join(init.parent.relative_to(ROOT / "plugins").parts)
+            if init.parent != ROOT / "plugins"
+            else ""
+        )
         for init in (ROOT / "plugins").rglob("__init__.py")
     }
     assert found == listed

@@ -21,7 +21,6 @@ from pydantic import Field
 
 from contrastive_core import ComponentParams, Dataset, Encoder, Stage, StageContext
 from contrastive_core.accelerator import get_accelerator
-
 from contrastive_plugins.datasets.label_fraction import balanced_subset
 
 from .dataset_source import evaluation_dataset

@@ -164,7 +164,7 @@ class Pretrain(Stage):
         step = 0
         latest = checkpoints.latest()
         if latest is not None:
-            state, rng = checkpoints.load(latest, map_location=device)
+            state, rng = checkpoints.load(latest)  # to the CPU; load_state_dict copies onto the device
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -201,7 +201,8 @@ class Pretrain(Stage):
                 raise NonFiniteLossError(
                     f"the loss became NaN or infinite at step {bad}; stopped without saving that state. "
                     f"Last good checkpoint: {previous or 'none'}. Lower the learning rate, raise the "
-                    "temperature or enable grad_clip_norm, then run again to resume from it."
+                    "temperature or set grad_clip_norm, and run the changed recipe with --fresh or a new --out "
+                    "(a run directory only resumes the recipe it was started with)."
                 )
 
         train_model.train()

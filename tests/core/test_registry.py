@@ -215,3 +215,12 @@ def test_bad_components_are_refused_with_a_reason(component, message):
     assert problem.startswith("plugin 'bad' (registered directly), register_losses(): ")
     assert message in problem
     assert registry.names("loss") == []
+
+
+def test_registering_a_misspelled_hook_directly_is_refused():
+    import pluggy
+
+    manager = get_plugin_manager(autoload=False)
+    with pytest.raises(pluggy.PluginValidationError, match="unknown hook 'register_loss'"):
+        manager.register(TypoPlugin, name="typo")
+    assert manager.get_plugin("typo") is None and "typo" not in manager.infos

@@ -19,7 +19,9 @@ from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder
 def test_checkpoints_are_kept_pruned_and_loaded(tmp_path):
     manager = CheckpointManager(tmp_path / "ckpt", keep_last=2)
     for step in (1, 2, 3):
-        manager.save(step, {"step": step, "w": torch.full((2,), float(step))}, {"torch": torch.get_rng_state()})
+        manager.save(
+            step, {"step": step, "w": torch.full((2,), float(step))}, {"torch": torch.get_rng_state()}
+        )
     assert [p.name for p in manager.completed()] == ["step-00000002", "step-00000003"]
     state, rng = manager.load(manager.latest())
     assert state["step"] == 3 and torch.equal(state["w"], torch.full((2,), 3.0))
@@ -57,7 +59,9 @@ def test_write_failure_keeps_previous_checkpoint_when_disk_fills(tmp_path, monke
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(CheckpointError, match=r"No space left on device\. The previous checkpoint .*step-00000001 is intact"):
+    with pytest.raises(
+        CheckpointError, match=r"No space left on device\. The previous checkpoint .*step-00000001 is intact"
+    ):
         manager.save(2, {"step": 2}, {})
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["step-00000001"]
     assert manager.load(manager.latest())[0]["step"] == 1
@@ -133,3 +137,14 @@ def test_metrics_log_drops_lines_after_the_resumed_step(tmp_path):
     log.close()
     assert [record["loss"] for record in read_metrics(path)] == [1.0, 2.0, 30.0]
     assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize(("encoder", "blocks"), [("resnet18", 4), ("small_cnn", 4)])
+def test_activation_checkpointing_finds_the_blocks_of_the_builtin_encoders(encoder, blocks):
+    from contrastive_core import build
+
+    model = build("encoder", {"type": encoder})
+    names = set(model.state_dict())
+    assert checkpoint_blocks(model) == blocks
+    assert set(model.state_dict()) == names
+    model(torch.randn(2, 3, 32, 32)).sum().backward()

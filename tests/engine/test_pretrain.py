@@ -149,6 +149,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     # Same images per step, global BatchNorm, gathered negatives: the same curve up to float rounding
     # (summation order differs, and the difference grows slowly with training).
     torch.testing.assert_close(losses(tmp_path / "two"), losses(tmp_path / "one"), rtol=1e-4, atol=1e-5)
+    # Both processes resume from the checkpoint (as if stopped after its last step).
+    (tmp_path / "two" / "pretrain" / "stage.json").unlink()
+    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout and "step 8 of 8" in resumed.stdout
 
 
 def test_bf16_mixed_precision_on_cpu(tmp_path):

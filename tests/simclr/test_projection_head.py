@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from contrastive_plugins.simclr.projection_head import ProjectionHead
 from torch import nn
 
 import contrastive_core
 from contrastive_core import RecipeError, Registry, get_plugin_manager
+from contrastive_plugins.simclr.projection_head import ProjectionHead
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,10 @@ def test_train_examples_uses_a_class_balanced_subset_as_the_memory_bank(registry
     results, _ = run(registry, recipe(stage), tmp_path / "run")
 
     dataset = build("dataset", fashion_data(), registry=registry)
-    (train_images, train_labels), (test_images, test_labels) = dataset.tensors("train"), dataset.tensors("test")
+    (train_images, train_labels), (test_images, test_labels) = (
+        dataset.tensors("train"),
+        dataset.tensors("test"),
+    )
     chosen = balanced_subset(train_labels, 20 / len(train_labels), seed=0)
     assert len(chosen) < len(train_labels)
     train = plain_features(registry, exported, train_images[chosen])

@@ -18,7 +18,6 @@ from torch import nn
 from contrastive_core import ComponentParams, Encoder
 
 from .export import torchvision_state_dict
-from .sync_batchnorm import sync_batchnorm_if_distributed
 
 #: Output channels of every torchvision ResNet stem.
 _STEM_CHANNELS = 64
@@ -38,11 +37,6 @@ class ResNetParams(ComponentParams):
     in_channels: int = Field(3, ge=1)
     """Channels of the input images: 3 for RGB, 1 for grayscale datasets such as Fashion-MNIST."""
 
-    sync_batchnorm: bool = True
-    """Convert BatchNorm to SyncBatchNorm when the encoder is built inside an initialised torch.distributed
-    group of more than one process on an accelerator backend (SimCLR's global BN, Sec. 2.2). The engine
-    may also convert the whole model; doing both is harmless."""
-
 
 class ResNetEncoder(Encoder):
     """Base of the ResNet encoders: a torchvision ResNet with ``fc`` removed. Not registered itself."""
@@ -60,7 +54,7 @@ class ResNetEncoder(Encoder):
             backbone.maxpool = nn.Identity()
         elif params.in_channels != 3:
             backbone.conv1 = _stem_conv(params.in_channels, kernel_size=7, stride=2, padding=3)
-        self.backbone = sync_batchnorm_if_distributed(backbone) if params.sync_batchnorm else backbone
+        self.backbone = backbone
 
     @property
     def feature_dim(self) -> int:

@@ -15,8 +15,6 @@ from torch import nn
 
 from contrastive_core import ComponentParams, Encoder
 
-from .sync_batchnorm import sync_batchnorm_if_distributed
-
 
 class SmallCNNParams(ComponentParams):
     type: Literal["small_cnn"]
@@ -30,10 +28,6 @@ class SmallCNNParams(ComponentParams):
 
     in_channels: PositiveInt = 3
     """Channels of the input images: 3 for RGB, 1 for grayscale datasets such as Fashion-MNIST."""
-
-    sync_batchnorm: bool = True
-    """Convert BatchNorm to SyncBatchNorm when built inside an initialised torch.distributed group of more
-    than one process on an accelerator backend (SimCLR's global BN, Sec. 2.2)."""
 
 
 class SmallCNN(Encoder):
@@ -50,7 +44,7 @@ class SmallCNN(Encoder):
             for i in range(len(channels) - 1)
         ]
         features = nn.Sequential(*blocks)
-        self.features = sync_batchnorm_if_distributed(features) if params.sync_batchnorm else features
+        self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self._feature_dim = params.feature_dim
 
