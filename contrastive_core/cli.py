@@ -6,6 +6,7 @@ Bad recipes and plugin problems print a message (no traceback) and exit with cod
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -25,6 +26,8 @@ from .plugin_manager import get_plugin_manager
 from .recipe import load_recipe, recipe_model
 from .registry import Registry
 
+#: Modules of contrastive_core.commands that add a subcommand each.
+EXTRA_COMMANDS: tuple[str, ...] = ()
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -63,7 +66,7 @@ def _console(stderr: bool = False) -> Console:
 
 def _parser() -> argparse.ArgumentParser:
     block_help = "do not load this plugin (repeatable; also CONTRASTIVE_BLOCK_PLUGINS=a,b)"
-    # --block is accepted before and after the command; the two lists are merged in _registry().
+    # --block is accepted before and after the command; the two lists are merged in registry_from_args().
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--block", dest="block_after", action="append", default=[], metavar="PLUGIN", help=block_help
@@ -114,10 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", parents=[common], help="print the JSON Schema of recipes")
     schema.set_defaults(handler=_schema)
+
+    # Further commands live in contrastive_core/commands/, one module each, with
+    # ``register(commands, common)`` adding its subparser and handler ``(args, console) -> exit code``.
+    for module in EXTRA_COMMANDS:
+        importlib.import_module(f"contrastive_core.commands.{module}").register(commands, common)
     return parser
 
 
-def _registry(args: argparse.Namespace, strict: bool = True) -> Registry:
+def registry_from_args(args: argparse.Namespace, strict: bool = True) -> Registry:
     blocked = [*args.block, *args.block_after]
     return Registry.from_plugin_manager(get_plugin_manager(blocked=blocked), strict=strict)
 
@@ -125,7 +133,7 @@ def _registry(args: argparse.Namespace, strict: bool = True) -> Registry:
 def _run(args: argparse.Namespace, console: Console) -> int:
     from .runner import run_recipe
 
-    registry = _registry(args)
+    registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     run_dir = args.out or Path("runs") / (recipe.run.name or args.recipe.stem)
     args.out_resolved = run_dir
@@ -159,7 +167,7 @@ def _resume_command(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
-    registry = _registry(args)
+    registry = registry_from_args(args)
     failed = 0
     errors = _console(stderr=True)
     for path in args.recipes:
@@ -176,7 +184,7 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plugins(args: argparse.Namespace, console: Console) -> int:
-    registry = _registry(args, strict=False)
+    registry = registry_from_args(args, strict=False)
     table = Table(title="plugins")
     for column in ("plugin", "distribution", "module", "registers"):
         table.add_column(column)
@@ -206,7 +214,7 @@ def _plugins(args: argparse.Namespace, console: Console) -> int:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    registry = _registry(args)
+    registry = registry_from_args(args)
     specs = [kind_spec(args.kind)] if args.kind else list(KINDS.values())
     for spec in specs:
         table = Table(title=f"{spec.plural}", show_lines=True)
@@ -251,7 +259,7 @@ def describe_type(annotation: object) -> str:
 
 
 def _schema(args: argparse.Namespace, console: Console) -> int:
-    schema = recipe_model(_registry(args)).model_json_schema()
+    schema = recipe_model(registry_from_args(args)).model_json_schema()
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
     return 0

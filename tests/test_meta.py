@@ -70,7 +70,7 @@ def test_every_recipe_states_its_target_and_source(recipe):
 
 def test_every_package_folder_is_packaged():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {"contrastive_core"} | {
+    found = {"contrastive_core", "contrastive_core.commands"} | {
         "contrastive_plugins"
         + (
             "." + ".".join(init.parent.relative_to(ROOT / "plugins").parts)

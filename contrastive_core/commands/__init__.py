@@ -1,0 +1,1 @@
+"""Subcommands of ``contrastive`` beyond run/validate/plugins/list/schema, one module each."""
