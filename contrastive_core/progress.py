@@ -43,6 +43,8 @@ class TrainingProgress:
         if not self.enabled:
             return
         stats = f"loss {metrics['loss']:.4f}  lr {metrics['lr']:.4g}  {metrics['views_per_s']:.0f} views/s"
+        if "knn_top1" in metrics:
+            stats += f"  knn {metrics['knn_top1']:.3f}"
         if self._progress is not None:
             self._progress.update(
                 self._task, completed=step, description=f"{self.stage} epoch {epoch}/{epochs}", stats=stats

@@ -30,6 +30,8 @@ from contrastive_core.progress import TrainingProgress
 from contrastive_core.random_state import capture_rng, restore_rng
 from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 
+from .knn_monitor import KnnMonitor
+
 
 class NonFiniteLossError(ContrastiveError):
     """The loss became NaN or infinite; the run stopped without checkpointing the bad state."""
@@ -67,6 +69,13 @@ class PretrainParams(ComponentParams):
     """Recompute the encoder's block activations in the backward pass to fit larger batches in memory."""
     global_batchnorm: bool = True
     """With several processes, compute BatchNorm statistics over the global batch (the paper's global BN)."""
+    knn_monitor_every_epochs: int | None = Field(None, ge=1)
+    """Every this many epochs (and at the end), log the encoder's kNN accuracy (k = 200, T = 0.1) as
+    knn_top1/knn_top5 in metrics.jsonl. Off by default; needs a labelled dataset."""
+    knn_monitor_splits: tuple[str, str] = ("train", "test")
+    """Labelled splits of the recipe's dataset for the monitor: memory bank, queries."""
+    knn_monitor_examples: tuple[int, int] = (5000, 2000)
+    """Class-balanced numbers of images taken from the two monitor splits (fixed for the run)."""
 
 
 class EncoderWithHead(nn.Module):
@@ -148,6 +157,18 @@ class Pretrain(Stage):
                 optimizer=optimizer,
                 total_steps=total_steps,
                 steps_per_epoch=steps_per_epoch,
+            )
+        monitor = None
+        if params.knn_monitor_every_epochs is not None and main:  # the others go on; it takes seconds
+            monitor = KnnMonitor(
+                dataset,
+                recipe,
+                registry,
+                device,
+                splits=params.knn_monitor_splits,
+                train_examples=params.knn_monitor_examples[0],
+                test_examples=params.knn_monitor_examples[1],
+                batch_size=local_batch,
             )
         # Each process draws its own augmentations; the seed makes them reproducible.
         generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + rank + 1)
@@ -251,6 +272,12 @@ class Pretrain(Stage):
                                 "lr": optimizer.param_groups[0]["lr"],
                                 "views_per_s": 2 * params.batch_size * interval_steps / max(elapsed, 1e-9),
                             }
+                            epochs_done, mid_epoch = divmod(step, steps_per_epoch)
+                            if monitor is not None and (
+                                step == total_steps
+                                or (not mid_epoch and epochs_done % params.knn_monitor_every_epochs == 0)
+                            ):
+                                logged.update(monitor(model.encoder))
                             if metrics_log is not None:
                                 metrics_log.write(logged)
                             progress.update(step, epoch + 1, params.epochs, logged)

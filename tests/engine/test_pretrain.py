@@ -206,3 +206,17 @@ def test_nan_guard_stops_without_checkpointing_the_bad_state(tmp_path):
     checkpoints = sorted(p.name for p in (run_dir / "pretrain" / "checkpoints").iterdir())
     assert checkpoints == ["step-00000004", "step-00000005"]
     assert cli_main(["validate", str(write(tmp_path, text))]) == 2  # the test loss is not installed
+
+
+def test_online_knn_monitor_logs_to_metrics_and_agrees_with_knn_eval(tmp_path):
+    monitor = "knn_monitor_every_epochs = 2\nknn_monitor_examples = [64, 32]"
+    text = tiny_recipe(epochs=3, extra_stage=monitor) + '\n[[stages]]\ntype = "knn_eval"\n'
+    recipe = write(tmp_path, text)
+    assert cli_main(["run", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    records = read_metrics(tmp_path / "run" / "pretrain" / "metrics.jsonl")
+    monitored = {record["step"]: record["knn_top1"] for record in records if "knn_top1" in record}
+    assert sorted(monitored) == [8, 12]  # every 2 epochs of 4 steps, and at the end
+    assert all(0.0 <= value <= 1.0 for value in monitored.values())
+    # At the end the monitor sees the exported encoder on the whole fixture splits, as knn_eval does.
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert monitored[12] == pytest.approx(results["knn_eval"]["top1"])
