@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s example_plugin`, `nox -s slow`."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s example_plugin`, `nox -s slow`, `nox -s docs`."""
 
 from __future__ import annotations
 
@@ -35,3 +35,14 @@ def example_plugin(session: nox.Session) -> None:
     """The example third-party plugin: pip-installed, discovered through its entry point, used in a recipe."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "tests/test_example_plugin.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material) in strict mode: a broken link or missing page fails it.
+
+    Only the site's tools are installed (no torch): that the generated recipe reference matches the
+    schema is checked by tests/visual/test_docs.py in the test session.
+    """
+    session.install("mkdocs-material>=9.5")
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})

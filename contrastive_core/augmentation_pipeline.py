@@ -45,6 +45,23 @@ class AugmentationPipeline(nn.Module):
         images = to_unit_float(images)
         return [self._augment(images, generator) for _ in range(n_views)]
 
+    def stacked_views(
+        self, images: torch.Tensor, n_views: int = 2, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The ``n_views`` views in one (n_views * B, C, H', W') tensor: rows v B ... (v + 1) B - 1 are view v.
+
+        What a training step feeds the encoder (all views in one forward pass); a faster pipeline
+        writes them there directly instead of concatenating separate views.
+        """
+        return torch.cat(self.views(images, n_views, generator))
+
+    def compile_transforms(self) -> None:
+        """Compile the pixel work with ``torch.compile`` where the implementation allows it.
+
+        The op-by-op reference pipeline plans its colour jitter on the host, so it stays eager; a fused
+        pipeline (see :func:`build_pipeline`) compiles its whole batched transform.
+        """
+
     def _augment(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         for augmentation in self.augmentations:
             images = augmentation(images, generator)
@@ -52,26 +69,56 @@ class AugmentationPipeline(nn.Module):
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) uint8 -> float32 / 255; a float batch is returned as it is (assumed in [0, 1])."""
+    """(B, C, H, W) uint8 -> float / 255 (float32, torch's default float dtype); a float batch is returned as
+    it is (assumed in [0, 1])."""
     if images.ndim != 4:
         raise ValueError(f"expected a batch of images (B, C, H, W), got shape {tuple(images.shape)}")
     if images.dtype == torch.uint8:
-        return images.float().div_(255)
+        # One kernel: true division promotes uint8 to float32 on the fly (same values as .float() / 255).
+        return images.div(255)
     if images.is_floating_point():
         return images
     raise TypeError(f"expected uint8 or float images, got {images.dtype}")
 
 
 def build_pipeline(
-    augmentation_params_list: Iterable[Mapping[str, Any] | ComponentParams], registry: Registry | None = None
+    augmentation_params_list: Iterable[Mapping[str, Any] | ComponentParams],
+    registry: Registry | None = None,
+    *,
+    fused: bool = True,
 ) -> AugmentationPipeline:
     """Build each op of a recipe's ``[[augmentations]]`` list (in order) into one pipeline.
 
     >>> pipeline = build_pipeline([{"type": "random_resized_crop", "size": 32}, {"type": "horizontal_flip"}])
 
     Each entry is a params dict (or validated params) for ``build("augmentation", ...)``; ``registry``
-    defaults to the environment's plugins.
+    defaults to the environment's plugins. With ``fused`` (the default) the pipeline is the faster
+    implementation the ops offer when one takes all of them (see :func:`fused_pipeline`): it draws the
+    same parameters from the same generator and computes the same views up to float rounding. Otherwise,
+    or when any op has no fused implementation, the ops run one after the other as registered.
     """
-    return AugmentationPipeline(
-        [build("augmentation", params, registry=registry) for params in augmentation_params_list]
-    )
+    augmentations = [build("augmentation", params, registry=registry) for params in augmentation_params_list]
+    if fused:
+        faster = fused_pipeline(augmentations)
+        if faster is not None:
+            return faster
+    return AugmentationPipeline(augmentations)
+
+
+def fused_pipeline(augmentations: Sequence[Augmentation]) -> AugmentationPipeline | None:
+    """The fused pipeline that the ops' classes offer for exactly this list, or None.
+
+    An augmentation class offers one through a classmethod ``fused_pipeline_class()`` returning an
+    :class:`AugmentationPipeline` subclass with a classmethod ``fuse(augmentations)``, which builds the
+    fused pipeline or returns None when it cannot reproduce some op (e.g. a subclass it does not know).
+    Every op must offer the same class: a list that mixes in any other op keeps the reference pipeline,
+    so the recipe's list, not the implementation, always defines the distribution of the views.
+    """
+    offered = {
+        offer() if (offer := getattr(type(op), "fused_pipeline_class", None)) is not None else None
+        for op in augmentations
+    }
+    if len(offered) != 1 or None in offered:
+        return None
+    (pipeline_class,) = offered
+    return pipeline_class.fuse(augmentations)

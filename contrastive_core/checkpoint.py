@@ -89,11 +89,11 @@ class CheckpointManager:
             if self.rank == 0:
                 _fsync(temporary)
                 if final.exists():  # the same step saved again (e.g. end of epoch == every-N step)
-                    shutil.rmtree(final)
+                    _discard(final)
                 os.replace(temporary, final)
                 _fsync(self.directory)
                 for old in self.completed()[: -self.keep_last]:
-                    shutil.rmtree(old, ignore_errors=True)
+                    _discard(old)
             self.barrier()
         except OSError as error:
             if self.rank == 0:
@@ -122,10 +122,11 @@ class CheckpointManager:
         return load_file(path / STATE_FILE, map_location), load_file(rng_file, "cpu")
 
     def remove_stale_temporaries(self) -> None:
-        """Delete half-written checkpoints left by a crash (main process only)."""
+        """Delete half-written and half-deleted checkpoints left by a crash (main process only)."""
         if self.rank == 0 and self.directory.is_dir():
-            for path in self.directory.glob(".step-*.tmp"):
-                shutil.rmtree(path, ignore_errors=True)
+            for pattern in (".step-*.tmp", ".step-*.old"):
+                for path in self.directory.glob(pattern):
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def load_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
@@ -140,6 +141,22 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
             f"refusing to load {path}: it is not a plain tensor checkpoint or is corrupt ({type(error).__name__}: "
             f"{first_line})"
         ) from None
+
+
+def _discard(checkpoint: Path) -> None:
+    """Delete a checkpoint directory without ever showing an incomplete ``step-*`` directory.
+
+    Deleting removes one file after another, so a crash midway would leave a ``step-*`` directory that
+    looks complete but lacks files. Renaming it to a hidden ``.step-*.old`` first is atomic; what a
+    crash leaves of that is deleted by :meth:`CheckpointManager.remove_stale_temporaries`.
+    """
+    hidden = checkpoint.with_name(f".{checkpoint.name}.old")
+    shutil.rmtree(hidden, ignore_errors=True)
+    try:
+        os.replace(checkpoint, hidden)
+    except OSError:  # cannot rename (e.g. permissions): delete in place, as well as possible
+        hidden = checkpoint
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def _save_file(data: Any, path: Path) -> None:

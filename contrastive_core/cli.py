@@ -27,7 +27,7 @@ from .recipe import load_recipe, recipe_model
 from .registry import Registry
 
 #: Modules of contrastive_core.commands that add a subcommand each.
-EXTRA_COMMANDS: tuple[str, ...] = ()
+EXTRA_COMMANDS: tuple[str, ...] = ("preview", "report", "compare", "bench")
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 

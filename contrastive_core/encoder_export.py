@@ -23,6 +23,7 @@ from .registry import Registry
 WEIGHTS = "encoder.safetensors"
 CONFIG = "encoder.json"
 FORMAT = "contrastive-encoder"
+VERSION = 1
 
 
 class EncoderFileError(ContrastiveError):
@@ -39,7 +40,7 @@ def export_encoder(encoder: Encoder, directory: str | Path) -> dict[str, Path]:
     write_atomic(directory / WEIGHTS, lambda file: file.write(save(state)))
     config: dict[str, Any] = {
         "format": FORMAT,
-        "version": 1,
+        "version": VERSION,
         "encoder": encoder.params.model_dump(mode="json"),
         "feature_dim": encoder.feature_dim,
     }
@@ -66,13 +67,23 @@ def load_encoder(path: str | Path, *, registry: Registry | None = None, map_loca
             )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EncoderFileError(f"{config_file} is not valid JSON: {error}") from None
-    if config.get("format") != FORMAT:
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise EncoderFileError(f"{config_file} is not a contrastive encoder config (format {found!r})")
+    if config.get("version") != VERSION:
         raise EncoderFileError(
-            f"{config_file} is not a contrastive encoder config (format {config.get('format')!r})"
+            f"{config_file} has format version {config.get('version')!r}; this version of contrastive reads "
+            f"version {VERSION}"
         )
-    encoder = build("encoder", config["encoder"], registry=registry)
+    if not isinstance(config.get("encoder"), dict):
+        raise EncoderFileError(f"{config_file} has no 'encoder' table with the encoder's type and params")
+    try:
+        # Through the registry by name: the file can only choose among installed encoders.
+        encoder = build("encoder", config["encoder"], registry=registry)
+    except ContrastiveError as error:
+        raise EncoderFileError(f"{config_file} describes an encoder that cannot be built: {error}") from None
     try:
         state = load_file(str(weights), device=map_location)
     except Exception as error:  # noqa: BLE001 - safetensors raises several types for corrupt files

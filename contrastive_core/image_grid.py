@@ -31,15 +31,6 @@ def auto_scale(rows: Sequence[Sequence[torch.Tensor]]) -> int:
     return max(1, math.ceil(MIN_CELL_PIXELS / tallest))
 
 
-def grid_size(rows: int, columns: int, cell_height: int, cell_width: int, scale: int = 1) -> tuple[int, int]:
-    """(height, width) in pixels of a grid of ``rows x columns`` cells of ``cell_height x cell_width``
-    source pixels each, enlarged ``scale`` times, with ``PADDING`` between cells and around the border."""
-    return (
-        rows * cell_height * scale + (rows + 1) * PADDING,
-        columns * cell_width * scale + (columns + 1) * PADDING,
-    )
-
-
 def image_grid(rows: Sequence[Sequence[torch.Tensor]], scale: int = 1) -> torch.Tensor:
     """Rows of uint8 images, each (C, H, W) with C in {1, 3} -> one uint8 picture (C', H', W').
 

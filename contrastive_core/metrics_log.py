@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
+
 
 class MetricsLog:
     """Appends metrics lines to ``path``; on resume, lines past the resumed step are dropped first.
@@ -33,7 +35,8 @@ class MetricsLog:
                 continue
             if record.get("step", 0) <= step:
                 kept.append(line)
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        # Atomic: a crash while resuming leaves either the old file or the truncated one.
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

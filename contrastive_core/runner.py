@@ -5,6 +5,7 @@ Layout of a run directory::
     recipe.resolved.toml   the validated recipe with every default filled in
     manifest.json          versions, plugins, git commit, command line, start time
     results.json           metrics of each finished stage, by stage key
+    report.html            plots, results and recipe in one page (at the end, when matplotlib is installed)
     <stage key>/           each stage's own files; stage.json marks it finished
 
 Running a recipe into a directory that already holds the same resolved recipe resumes it: finished
@@ -33,6 +34,7 @@ from .errors import ContrastiveError
 from .manifest import build_manifest
 from .recipe import stage_keys
 from .registry import Registry
+from .report import report_after_run
 from .stage import StageContext
 from .toml_writer import dumps
 
@@ -45,6 +47,12 @@ LOCK = ".lock"
 
 class RunDirectoryError(ContrastiveError):
     """The run directory cannot be used as asked (another recipe in it, another run holding it)."""
+
+
+class RunFileSystemError(ContrastiveError):
+    """An operating-system error (disk full, read-only file system) stopped a run that had started."""
+
+    exit_code = 1
 
 
 def resolved_toml(recipe: BaseModel) -> str:
@@ -88,15 +96,29 @@ def run_recipe(
                     build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv)
                     | {"processes": accelerator.num_processes},
                 )
-            except (RunDirectoryError, OSError) as error:
+            except RunDirectoryError as error:
                 problem = str(error)
+            except OSError as error:  # e.g. a read-only or full file system
+                problem = f"cannot use the run directory {run_dir}: {error}"
         # Every process learns whether the main one could set up the directory, so none waits forever.
         problem = broadcast_object_list([problem])[0] if accelerator.num_processes > 1 else problem
         if problem is not None:
             raise RunDirectoryError(problem)
-        results = _run_stages(recipe, registry, run_dir, console, main, accelerator.wait_for_everyone)
+        try:
+            results = _run_stages(recipe, registry, run_dir, console, main, accelerator.wait_for_everyone)
+        except OSError as error:
+            raise RunFileSystemError(
+                f"the run stopped on an operating-system error: {error}. Checkpoints and records are written "
+                f"atomically, so what {run_dir} holds is complete; fix the cause (free disk space, make the "
+                "directory writable) and run the same command again to resume."
+            ) from error
     console.print(results_table(results))
     console.print(f"run directory: {run_dir}")
+
+    # --- report.html (plots, results, recipe) when the optional matplotlib is installed ------------
+    # After the results are saved; report_after_run never raises, so it cannot fail a finished run.
+    if main:
+        report_after_run(run_dir, console)
     return results
 
 
@@ -148,6 +170,10 @@ def _run_stages(
             )
             write_json_atomic(run_dir / RESULTS, results)
         barrier()  # the next stage (in every process) starts after the marker is written
+    if main:
+        # Again at the end: a run killed between the last stage's marker and results.json would otherwise
+        # keep a results.json without that stage, as every stage is then skipped.
+        write_json_atomic(run_dir / RESULTS, results)
     return results
 
 

@@ -53,7 +53,7 @@ def _dotted(path: tuple[str, ...]) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _string(key)
+    return key if _BARE_KEY.fullmatch(key) else _string(key)  # fullmatch: '$' would allow a final newline
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -85,9 +85,7 @@ def _value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return _string(value)
-    if isinstance(value, list | tuple):
-        if any(isinstance(item, Mapping) for item in value):
-            return "[" + ", ".join(_inline_table(item) for item in value) + "]"
+    if isinstance(value, list | tuple):  # TOML arrays may mix types, inline tables included
         return "[" + ", ".join(_value(item) for item in value) + "]"
     if isinstance(value, Mapping):
         return _inline_table(value)

@@ -73,8 +73,9 @@ class ImageFolderSplit(torch.utils.data.Dataset):
     """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``.
 
     With ``on_bad_image="skip"`` an unreadable file is recorded in :attr:`bad_files` and its index yields
-    the next readable image of the split instead, so a DataLoader batch keeps its size. Each DataLoader
-    worker holds its own copy of this object, so :attr:`skipped` counts the files met in this process.
+    the next readable image of the split instead, so a DataLoader batch keeps its size. The record is a
+    flag per file in shared memory, so files met by DataLoader workers (processes of their own) count
+    in the process that made the split: the engine reports them at the end of a run.
     """
 
     def __init__(
@@ -84,12 +85,18 @@ class ImageFolderSplit(torch.utils.data.Dataset):
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size = image_size
         self.on_bad_image = on_bad_image
-        self.bad_files: set[Path] = set()
+        # One flag per file; shared memory survives the fork or spawn of DataLoader workers.
+        self._bad = torch.zeros(len(files), dtype=torch.bool).share_memory_()
+
+    @property
+    def bad_files(self) -> list[Path]:
+        """The unreadable files skipped so far, by this process and its DataLoader workers."""
+        return [self.files[index] for index in self._bad.nonzero().flatten().tolist()]
 
     @property
     def skipped(self) -> int:
-        """Number of distinct unreadable files skipped so far (in this process)."""
-        return len(self.bad_files)
+        """Number of distinct unreadable files skipped so far."""
+        return int(self._bad.sum())
 
     def __len__(self) -> int:
         return len(self.files)
@@ -100,15 +107,14 @@ class ImageFolderSplit(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {count} images")
         for offset in range(count):
             position = (index + offset) % count
-            path = self.files[position]
-            if path in self.bad_files:
+            if self._bad[position]:
                 continue
             try:
-                return decode_square(path, self.image_size), int(self.labels[position])
+                return decode_square(self.files[position], self.image_size), int(self.labels[position])
             except BadImageError as error:
                 if self.on_bad_image == "error":
                     raise
-                self.bad_files.add(path)
+                self._bad[position] = True
                 warnings.warn(f"skipping {error.path}: {error.reason}", stacklevel=2)
         raise BadImageError(self.files[index], "no file of this split is a readable image")
 

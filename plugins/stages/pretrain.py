@@ -1,9 +1,10 @@
 """The ``pretrain`` stage: SimCLR training (Chen et al. 2020, Algorithm 1; the seed's Algorithm 2).
 
-Read top to bottom: set up (data, model, optimizer, resume), then the loop. The training step itself is
-plain code with no hooks or callbacks: augment the uint8 batch into two views on the device, encode
-both views in one forward pass, compute the loss on the projections, step the optimizer and the
-schedule. Everything else (logging, checkpoints, stop requests) happens between steps and only every
+Read top to bottom: set up (data, model, optimizer, resume), then the loop. The training step itself
+(:class:`contrastive_core.training_step.ContrastiveStep`, shared with ``contrastive bench``) is plain
+code with no hooks or callbacks: augment the uint8 batch into two views on the device, encode both
+views in one forward pass, compute the loss on the projections, step the optimizer and the schedule.
+Everything else (logging, checkpoints, stop requests) happens between steps and only every
 N steps touches values on the device, so the step issues no host-device synchronisation.
 """
 
@@ -13,7 +14,9 @@ import time
 from typing import Any, Literal
 
 import torch
+from accelerate.utils import gather_object
 from pydantic import Field
+from rich.text import Text
 from torch import nn
 
 from contrastive_core import ComponentParams, Stage, StageContext, build
@@ -25,10 +28,11 @@ from contrastive_core.encoder_export import export_encoder, exported_files
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.global_batch_norm import convert_to_global_batchnorm
 from contrastive_core.interrupt import StopRequest, TrainingInterrupted
-from contrastive_core.metrics_log import MetricsLog
+from contrastive_core.metrics_log import MetricsLog, read_metrics
 from contrastive_core.progress import TrainingProgress
 from contrastive_core.random_state import capture_rng, restore_rng
 from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+from contrastive_core.training_step import ContrastiveStep
 
 from .knn_monitor import KnnMonitor
 
@@ -37,6 +41,10 @@ class NonFiniteLossError(ContrastiveError):
     """The loss became NaN or infinite; the run stopped without checkpointing the bad state."""
 
     exit_code = 1
+
+
+class DataDoesNotFitModelError(ContrastiveError):
+    """The dataset's images cannot go through the augmentations and the model (channels, sizes)."""
 
 
 class PretrainParams(ComponentParams):
@@ -62,7 +70,11 @@ class PretrainParams(ComponentParams):
     channels_last: bool = False
     """Use the channels-last memory format for the encoder and its inputs (faster convolutions on GPUs)."""
     compile: bool = False
-    """Compile the encoder with torch.compile."""
+    """Compile the encoder (and a fused augmentation pipeline's batched transform) with torch.compile."""
+    fused_augmentations: bool = True
+    """Apply the augmentation list as one batched transform when every op offers one (the built-in ops do):
+    the same random parameters and views (to float rounding) without per-op overhead; false runs the ops
+    one by one."""
     grad_clip_norm: float | None = Field(None, gt=0)
     """Clip the global gradient norm to this value (off by default, as in the paper)."""
     activation_checkpointing: bool = False
@@ -114,6 +126,7 @@ class Pretrain(Stage):
         # --- data: uint8 images; augmentation happens on the device inside the step -----------------
         dataset = build("dataset", recipe.data, registry=registry)
         in_memory = dataset.tensors(params.split) if params.data_on_device else None
+        split = None
         if in_memory is not None:
             images = in_memory[0].to(device)
             order = GlobalBatchOrder(len(images), params.batch_size, recipe.run.seed)
@@ -141,9 +154,14 @@ class Pretrain(Stage):
         model.to(device)
         if params.channels_last:
             model.to(memory_format=torch.channels_last)
+        pipeline = build_pipeline(
+            recipe.augmentations, registry=registry, fused=params.fused_augmentations
+        ).to(device)
+        sample = in_memory[0][:2] if in_memory is not None else torch.stack([split[0][0]])
+        check_data_fits_model(sample, pipeline, model, device, recipe.model.encoder.type)
         if params.compile:
             model.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
-        pipeline = build_pipeline(recipe.augmentations, registry=registry).to(device)
+            pipeline.compile_transforms()
         loss_fn = build("loss", recipe.loss, registry=registry).to(device)
         optimizer = build(
             "optimizer", recipe.optimizer, registry=registry, model=model, batch_size=params.batch_size
@@ -194,6 +212,17 @@ class Pretrain(Stage):
             restore_rng(rng, generator)
             say(f"resuming from {latest} (step {step} of {total_steps})")
         train_model, optimizer = accelerator.prepare(model, optimizer)
+        training_step = ContrastiveStep(
+            pipeline,
+            train_model,
+            loss_fn,
+            optimizer,
+            scheduler,
+            accelerator,
+            generator,
+            channels_last=params.channels_last,
+            grad_clip_norm=params.grad_clip_norm,
+        )
 
         def save_checkpoint() -> None:
             state = {
@@ -207,7 +236,9 @@ class Pretrain(Stage):
 
         metrics_log = MetricsLog(context.stage_dir / "metrics.jsonl", resume_step=step) if main else None
         progress = TrainingProgress(context.console, context.key, total_steps, step, enabled=main)
-        logged: dict[str, Any] = {}
+        # A run resumed after its last step trains no more: its result is the last logged record.
+        records = read_metrics(metrics_log.path) if metrics_log is not None else []
+        logged: dict[str, Any] = records[-1] if records else {}
         interval_loss = torch.zeros((), device=device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=device)
@@ -232,32 +263,17 @@ class Pretrain(Stage):
                 while step < total_steps:
                     epoch, start_in_epoch = divmod(step, steps_per_epoch)
                     for images in batches.epoch(epoch, start_in_epoch):
-                        # ---- the SimCLR step -------------------------------------------------------
-                        with torch.no_grad():
-                            view_a, view_b = pipeline.views(images, 2, generator)
-                        views = torch.cat([view_a, view_b])
-                        if params.channels_last:
-                            views = views.contiguous(memory_format=torch.channels_last)
-                        with accelerator.autocast():
-                            z = train_model(views)
-                        z_a, z_b = z.chunk(2)  # row i of z_a and of z_b: the two views of image i
-                        loss = loss_fn(z_a, z_b)
-                        accelerator.backward(loss)
-                        if params.grad_clip_norm is not None:
-                            accelerator.clip_grad_norm_(train_model.parameters(), params.grad_clip_norm)
-                        optimizer.step()
-                        if scheduler is not None:
-                            scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
+                        # ---- the SimCLR step: views, forward, loss, backward, update ----------------
+                        loss = training_step(images)
                         # ---- bookkeeping on the device (no synchronisation) -------------------------
                         step += 1
                         step_on_device += 1
-                        finite = torch.isfinite(loss.detach())
+                        finite = torch.isfinite(loss)
                         first_nonfinite_step = torch.where(
                             ~finite & (first_nonfinite_step < 0), step_on_device, first_nonfinite_step
                         )
                         nonfinite |= ~finite
-                        interval_loss += loss.detach()
+                        interval_loss += loss
                         interval_steps += 1
 
                         # ---- between steps: logging, stop requests, checkpoints --------------------
@@ -302,6 +318,18 @@ class Pretrain(Stage):
                 if metrics_log is not None:
                     metrics_log.close()
 
+        # --- unreadable files the dataset left out (image_folder, on_bad_image = "skip"): never silent --
+        skipped = sorted(set(gather_object([str(path) for path in getattr(split, "bad_files", [])])))
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+            say(
+                Text(
+                    f"skipped {len(skipped)} unreadable image file{'s' if len(skipped) > 1 else ''} of split "
+                    f'{params.split!r} (on_bad_image = "skip"): {shown}',
+                    style="yellow",
+                )
+            )
+
         # --- export the trained encoder f (the head g is discarded, as in the paper) ----------------
         if main:
             export_encoder(model.encoder, context.stage_dir)
@@ -314,7 +342,34 @@ class Pretrain(Stage):
             "steps": step,
             "epochs": step / steps_per_epoch,
             "views_per_s": 2 * params.batch_size * (step - start_step) / max(seconds, 1e-9),
-        }
+        } | ({"skipped_images": len(skipped)} if skipped else {})
+
+
+def check_data_fits_model(
+    images: torch.Tensor, pipeline: Any, model: nn.Module, device: torch.device, encoder_type: str
+) -> None:
+    """Put a few dataset images (uint8 ``(B, C, H, W)``) through the augmentations and the model once,
+    before training, so that data and model that do not fit (channels, sizes) stop with a clear error
+    rather than a traceback from inside the first step.
+
+    Side-effect free: eval mode (BatchNorm statistics untouched), no gradients, and a generator of its own,
+    so the training generator, the weights and the resumed state are exactly as without the check.
+    """
+    generator = torch.Generator(device=device).manual_seed(0)
+    model.eval()
+    try:
+        with torch.no_grad():
+            (view,) = pipeline.views(images.to(device), 1, generator)
+            model(view)
+    except (RuntimeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataDoesNotFitModelError(
+            f"the dataset's images (uint8 {tuple(images.shape[1:])}, C x H x W) do not fit the augmentations "
+            f"and the model (encoder {encoder_type!r}): {first_line}. Check the encoder's in_channels and the "
+            "augmentations' sizes against the dataset."
+        ) from None
+    finally:
+        model.train()
 
 
 def _stop_requested(stop: StopRequest, accelerator: Any, world: int, at_log_step: bool) -> bool:

@@ -30,6 +30,13 @@ class PerSampleAugmentation(Augmentation):
         params = self.sample_params(images.shape, images.device, generator)
         return self.apply(images, params)
 
+    @classmethod
+    def fused_pipeline_class(cls) -> type:
+        """The batched pipeline that stands in for a list of SimCLR ops (see ``build_pipeline``)."""
+        from ..fused_pipeline import FusedSimCLRPipeline  # imported here: that module imports the ops
+
+        return FusedSimCLRPipeline
+
     @abstractmethod
     def sample_params(
         self, batch_shape: torch.Size, device: torch.device, generator: torch.Generator | None = None

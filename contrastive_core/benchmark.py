@@ -1,0 +1,431 @@
+"""Measuring where a contrastive training step spends its time (``contrastive bench``).
+
+Everything is built from the recipe's own components, as its first ``pretrain`` stage builds them, on
+the recipe's device and precision, in one process. Six measurements, each in seconds per step:
+
+* ``data``: the next uint8 batch of B images from the engine's batch source (on-device indexing for
+  in-memory datasets, loader workers for image folders);
+* ``augmentation``: the recipe's pipeline making both views of a fixed batch (2B views);
+* ``loss``: the recipe's loss, forward and backward, on 2B projections of the model's output shape;
+* ``optimizer``: one step of the recipe's optimizer (e.g. LARS) over the model's gradients;
+* ``bare``: the *bare encoder step* of ``shared/anchors/gpu_anchor.py``: the model (encoder + head)
+  forward and backward on pre-made random views, the plain NT-Xent formula and ``torch.optim.SGD``
+  with momentum 0.9, in the run's precision and memory format; no augmentation, no LARS, no schedule;
+* ``full``: the next batch plus :class:`~contrastive_core.training_step.ContrastiveStep`, the exact
+  step of the pretrain stage (views, forward, loss, backward, optimizer, schedule).
+
+``full / bare`` (throughput of the full step over the bare step's) is the fraction of the encoder's
+own speed that training keeps; the goal on a GPU is at least 0.9. The parts overlap (``bare``
+contains a loss and an optimiser step) and run one at a time, so their shares of ``full`` need not add
+up to one.
+
+Timing: every part first runs ``warmup`` untimed steps (compilation, allocator and cuDNN autotuning
+happen there). The ``steps`` timed steps are then split into ``rounds``, and the rounds interleave the
+parts (round 1 of every part, then round 2, ...), with the device synchronised at each round's start
+and end, so queued GPU work is counted while host-side launching overlaps within a round as it does in
+training. A part's time is the median of its rounds: on a shared machine a burst of other work then
+slows every part alike or is dropped, instead of falling on whichever part ran at that moment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+from torch import nn
+
+from .accelerator import get_accelerator
+from .activation_checkpointing import checkpoint_blocks
+from .augmentation_pipeline import build_pipeline
+from .build import build
+from .errors import ContrastiveError
+from .registry import Registry
+from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+from .training_step import ContrastiveStep
+
+#: The bare step's NT-Xent temperature and SGD settings, as in shared/anchors/gpu_anchor.py (the values
+#: do not change the cost).
+BARE_TEMPERATURE = 0.2
+BARE_SGD = {"lr": 0.1, "momentum": 0.9}
+#: Synthetic datasets hold this many batches, so consecutive steps index different images.
+SYNTHETIC_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure: ``steps`` timed steps per part in ``rounds`` interleaved rounds, after ``warmup``
+    untimed ones, of ``batch_size`` images (None: the pretrain stage's), from the recipe's dataset or,
+    with ``synthetic_images`` = (C, H, W), from random uint8 images held on the device."""
+
+    steps: int = 20
+    warmup: int = 3
+    rounds: int = 5
+    batch_size: int | None = None
+    synthetic_images: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed part: ``seconds_per_step`` (median over rounds) for ``views_per_step`` views (2 per image)."""
+
+    name: str
+    description: str
+    seconds_per_step: float
+    views_per_step: int
+    round_seconds: list[float]
+
+    @property
+    def views_per_s(self) -> float:
+        return self.views_per_step / self.seconds_per_step
+
+    @property
+    def best_seconds_per_step(self) -> float:
+        """The fastest round: on a machine shared with other work, the least disturbed estimate."""
+        return min(self.round_seconds)
+
+
+@dataclass
+class BenchmarkResult:
+    """The machine, the date, the recipe, the settings and the measurements of one benchmark run."""
+
+    machine: dict[str, Any]
+    date: str
+    recipe: str
+    settings: dict[str, Any]
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+
+    @property
+    def full_over_bare(self) -> float:
+        """Throughput of the full training step as a fraction of the bare encoder step's."""
+        return self.measurements["full"].views_per_s / self.measurements["bare"].views_per_s
+
+    def share_of_full(self, name: str) -> float:
+        """The time of measurement ``name`` as a fraction of the full step's time."""
+        return self.measurements[name].seconds_per_step / self.measurements["full"].seconds_per_step
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "date": self.date,
+            "recipe": self.recipe,
+            "settings": self.settings,
+            "measurements": {
+                name: {
+                    **asdict(measurement),
+                    "views_per_s": measurement.views_per_s,
+                    "share_of_full": self.share_of_full(name),
+                    "best_seconds_per_step": measurement.best_seconds_per_step,
+                }
+                for name, measurement in self.measurements.items()
+            },
+            "full_over_bare": self.full_over_bare,
+            "full_over_bare_best_rounds": (
+                self.measurements["bare"].best_seconds_per_step
+                / self.measurements["full"].best_seconds_per_step
+            ),
+        }
+
+
+@dataclass
+class _Part:
+    """A part to time: what it measures and one step of it."""
+
+    description: str
+    step: Callable[[], object]
+
+
+def run_benchmark(
+    recipe: BaseModel,
+    registry: Registry,
+    settings: BenchSettings,
+    recipe_path: str | Path = "recipe",
+    report: Callable[[str], None] = lambda line: None,
+) -> BenchmarkResult:
+    """Measure the six parts (see the module docstring) for ``recipe``; ``report`` hears progress lines."""
+    stage = pretrain_stage(recipe)
+    accelerator = get_accelerator(recipe.run)
+    if accelerator.num_processes > 1:
+        raise ContrastiveError("contrastive bench measures one process; run it without a launcher")
+    device = accelerator.device
+    batch = settings.batch_size or stage.batch_size
+    fused = getattr(stage, "fused_augmentations", True)
+    machine = machine_info(device)  # before the work starts: its load average is the other work's
+    torch.manual_seed(recipe.run.seed)
+
+    # --- the recipe's parts, built as the pretrain stage builds them --------------------------------
+    source, source_description, order = _batch_source(recipe, registry, stage, batch, device, settings)
+    batches = _endless(source)
+    encoder = build("encoder", recipe.model.encoder, registry=registry)
+    head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
+    model = nn.Sequential(encoder, head)  # z = g(f(x)), as the pretrain stage's EncoderWithHead
+    if stage.activation_checkpointing:
+        checkpoint_blocks(encoder)
+    model.to(device)
+    if stage.channels_last:
+        model.to(memory_format=torch.channels_last)
+    pipeline = build_pipeline(recipe.augmentations, registry=registry, fused=fused).to(device)
+    if stage.compile:
+        encoder.compile()
+        pipeline.compile_transforms()
+    loss_fn = build("loss", recipe.loss, registry=registry).to(device)
+    optimizer = build("optimizer", recipe.optimizer, registry=registry, model=model, batch_size=batch)
+    scheduler = None
+    if recipe.scheduler is not None:
+        scheduler = build(
+            "scheduler",
+            recipe.scheduler,
+            registry=registry,
+            optimizer=optimizer,
+            total_steps=stage.epochs * order.steps_per_epoch,
+            steps_per_epoch=order.steps_per_epoch,
+        )
+    generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + 1)
+    train_model, optimizer = accelerator.prepare(model, optimizer)
+    train_model.train()
+    training_step = ContrastiveStep(
+        pipeline,
+        train_model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        accelerator,
+        generator,
+        channels_last=stage.channels_last,
+        grad_clip_norm=stage.grad_clip_norm,
+    )
+
+    # --- one real step's tensors: the batch, its views, projections and gradients -------------------
+    images = next(batches)
+    with torch.no_grad():
+        sample_views = pipeline.stacked_views(images, 2, generator)
+    with accelerator.autocast():
+        sample_z = train_model(sample_views)
+    accelerator.backward(loss_fn(*sample_z.chunk(2)))
+    # Kept aside: the full step sets gradients to None, the optimizer part puts these back each step.
+    gradients = [(p, p.grad) for p in train_model.parameters() if p.grad is not None]
+    projections = torch.randn_like(sample_z.detach()).requires_grad_()
+
+    def augmentation() -> None:
+        with torch.no_grad():
+            pipeline.stacked_views(images, 2, generator)
+
+    def loss_alone() -> None:
+        projections.grad = None
+        accelerator.backward(loss_fn(*projections.chunk(2)))
+
+    def optimizer_step() -> None:
+        for parameter, gradient in gradients:
+            parameter.grad = gradient
+        optimizer.step()
+
+    parts = {
+        "data": _Part(f"next batch of {batch} images ({source_description})", lambda: next(batches)),
+        "augmentation": _Part(f"{type(pipeline).__name__}: 2 views of {batch} uint8 images", augmentation),
+        "loss": _Part(f"{recipe.loss.type} fwd+bwd on {tuple(sample_z.shape)} projections", loss_alone),
+        "optimizer": _Part(f"{recipe.optimizer.type} step over the model's gradients", optimizer_step),
+        "bare": _Part(
+            "encoder + head fwd+bwd + SGD + NT-Xent on pre-made views",
+            _bare_step(train_model, accelerator, sample_views, stage.channels_last),
+        ),
+        "full": _Part("next batch + the pretrain stage's step", lambda: training_step(next(batches))),
+    }
+    timings = time_interleaved(
+        {name: part.step for name, part in parts.items()},
+        warmup=settings.warmup,
+        steps=settings.steps,
+        rounds=settings.rounds,
+        device=device,
+        report=report,
+    )
+    views = 2 * batch
+    result = BenchmarkResult(
+        machine=machine,
+        date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        recipe=str(recipe_path),
+        settings={
+            "steps": settings.steps,
+            "warmup": settings.warmup,
+            "rounds": min(settings.rounds, settings.steps),
+            "batch_size": batch,
+            "views_per_step": views,
+            "data": source_description,
+            "images": list(images.shape[1:]),
+            "views": list(sample_views.shape[1:]),
+            "encoder": recipe.model.encoder.type,
+            "precision": recipe.run.precision,
+            "channels_last": stage.channels_last,
+            "compile": stage.compile,
+            "fused_augmentations": fused,
+            "pipeline": type(pipeline).__name__,
+            "optimizer": recipe.optimizer.type,
+            "loss": recipe.loss.type,
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
+    if device.type == "cuda":
+        result.settings["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    for name, part in parts.items():
+        rounds = timings[name]
+        result.measurements[name] = Measurement(
+            name, part.description, statistics.median(rounds), views, rounds
+        )
+    return result
+
+
+def pretrain_stage(recipe: BaseModel) -> BaseModel:
+    """The recipe's first ``pretrain`` stage, whose settings (batch size, precision...) are benchmarked."""
+    for stage in recipe.stages:
+        if stage.type == "pretrain":
+            return stage
+    raise ContrastiveError(
+        "contrastive bench measures the pretrain step, and the recipe has no pretrain stage"
+    )
+
+
+def time_interleaved(
+    parts: dict[str, Callable[[], object]],
+    *,
+    warmup: int,
+    steps: int,
+    rounds: int,
+    device: torch.device,
+    report: Callable[[str], None] = lambda line: None,
+) -> dict[str, list[float]]:
+    """Seconds per step of each part in each round (see the module docstring for the scheme).
+
+    Each part runs ``warmup`` untimed steps, then ``steps`` timed steps spread over ``rounds`` rounds
+    (at least one step per round) that visit the parts in turn.
+    """
+    for name, step in parts.items():
+        report(f"warming up {name} ({warmup} steps)")
+        for _ in range(warmup):
+            step()
+    rounds = max(1, min(rounds, steps))
+    per_round = [steps // rounds + (1 if index < steps % rounds else 0) for index in range(rounds)]
+    seconds: dict[str, list[float]] = {name: [] for name in parts}
+    for index, count in enumerate(per_round):
+        report(f"round {index + 1} of {rounds}: {count} step{'s' if count > 1 else ''} of each part")
+        for name, step in parts.items():
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(count):
+                step()
+            synchronize(device)
+            seconds[name].append((time.perf_counter() - start) / count)
+    return seconds
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU, whose ops finish when they return)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_nt_xent(z: torch.Tensor, temperature: float = BARE_TEMPERATURE) -> torch.Tensor:
+    """NT-Xent of (2B, d) projections whose rows i and i + B are a positive pair, as gpu_anchor.py writes it:
+    cosine similarities in fp32 over tau, each row's own similarity removed, cross-entropy to the pair."""
+    z = F.normalize(z.float(), dim=1)
+    half = z.shape[0] // 2
+    similarities = z @ z.T / temperature
+    similarities.fill_diagonal_(float("-inf"))
+    positives = torch.cat([torch.arange(half, 2 * half), torch.arange(0, half)]).to(z.device)
+    return F.cross_entropy(similarities, positives)
+
+
+def _bare_step(
+    model: nn.Module, accelerator: Any, views: torch.Tensor, channels_last: bool
+) -> Callable[[], None]:
+    """The anchor's bare encoder step on fixed random views shaped like the pipeline's output."""
+    inputs = torch.rand_like(views)
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    sgd = torch.optim.SGD(model.parameters(), **BARE_SGD)
+
+    def step() -> None:
+        with accelerator.autocast():
+            z = model(inputs)
+        plain_nt_xent(z).backward()
+        sgd.step()
+        sgd.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _batch_source(
+    recipe: BaseModel,
+    registry: Registry,
+    stage: BaseModel,
+    batch: int,
+    device: torch.device,
+    settings: BenchSettings,
+) -> tuple[DeviceBatches | LoaderBatches, str, GlobalBatchOrder]:
+    """The engine's batch source for the benchmark, a description of it, and its batch order."""
+    seed = recipe.run.seed
+    if settings.synthetic_images is not None:
+        channels, height, width = settings.synthetic_images
+        count = SYNTHETIC_BATCHES * batch
+        generator = torch.Generator().manual_seed(seed)
+        images = torch.randint(
+            0, 256, (count, channels, height, width), dtype=torch.uint8, generator=generator
+        )
+        order = GlobalBatchOrder(count, batch, seed)
+        description = f"synthetic uint8 {channels}x{height}x{width} on the device"
+        return DeviceBatches(images.to(device), order, 0, 1), description, order
+    if recipe.data is None:
+        raise ContrastiveError("the recipe has no [data] section; give --synthetic-images C,H,W")
+    dataset = build("dataset", recipe.data, registry=registry)
+    in_memory = dataset.tensors(stage.split) if stage.data_on_device else None
+    if in_memory is not None:
+        order = GlobalBatchOrder(len(in_memory[0]), batch, seed)
+        description = f"{recipe.data.type} '{stage.split}' on the device"
+        return DeviceBatches(in_memory[0].to(device), order, 0, 1), description, order
+    split = dataset.split(stage.split)
+    order = GlobalBatchOrder(len(split), batch, seed)
+    description = f"{recipe.data.type} '{stage.split}', {stage.num_workers} loader workers"
+    return LoaderBatches(split, order, 0, 1, device, stage.num_workers), description, order
+
+
+def _endless(source: DeviceBatches | LoaderBatches) -> Iterator[torch.Tensor]:
+    """The source's batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        yield from source.epoch(epoch)
+        epoch += 1
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """CPU model and cores, the load average (other work running), Python and torch versions, and the
+    device (with the GPU's name on CUDA)."""
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

@@ -1,0 +1,278 @@
+"""Branch-free batched versions of the SimCLR augmentation ops' ``apply``, for whole batches on a device.
+
+Each function takes the parameters the registered op's ``sample_params`` drew (one set per sample) and
+computes what that op's ``apply`` computes, up to floating-point rounding, but as a few whole-batch
+tensor expressions: no per-op or per-sample Python branching on tensor values, no boolean indexing and
+no host-device transfers, so a step never waits on the device and ``torch.compile`` can trace the
+whole pipeline in one graph. The registered Kornia-based ops stay the definition; tests compare these
+functions with them on identical parameters.
+
+* crop + resize + flip: one bilinear resampling (``grid_sample``) whose per-sample affine grid maps the
+  output square onto the crop box, mirrored for the flipped samples;
+* colour jitter: brightness, contrast and saturation as per-sample affine maps between clamps,
+  ``clamp(a x + b gray(x) + c mean(gray(x)), 0, 1)``, in each sample's own random order, around a single
+  per-sample HSV hue rotation of the whole batch;
+* grayscale, flip and the blur's choice of samples: per-sample blends with weight 0 or 1 between two
+  whole-batch results; solarize: a per-pixel selection;
+* Gaussian blur: a separable depthwise convolution with one kernel per sample over the whole batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: ITU-R BT.601 luma weights, as torchvision's and Kornia's grayscale conversions use.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def per_sample(values: torch.Tensor) -> torch.Tensor:
+    """(N,) -> (N, 1, 1, 1), to broadcast one value per sample over a (N, C, H, W) batch."""
+    return values.view(-1, 1, 1, 1)
+
+
+def select(applied: torch.Tensor, transformed: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W): ``transformed[n]`` where ``applied[n]`` (a (N,) bool), else ``images[n]``, exactly.
+
+    Written as the blend ``lerp(images, transformed, w)`` with w in {0, 1} (exact at both ends), which
+    is one pass over the pixels and faster than ``torch.where`` with a broadcast mask on CPUs.
+    """
+    return torch.lerp(images, transformed, per_sample(applied.to(images.dtype)))
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) gray ``0.299 R + 0.587 G + 0.114 B``; one channel is returned as is."""
+    if images.shape[1] == 1:
+        return images
+    red, green, blue = images[:, 0:1], images[:, 1:2], images[:, 2:3]
+    return (red * LUMA_WEIGHTS[0]).add_(green, alpha=LUMA_WEIGHTS[1]).add_(blue, alpha=LUMA_WEIGHTS[2])
+
+
+# --------------------------------------------------------------------------- crop, resize and flip
+
+
+def crop_grid(
+    boxes: dict[str, torch.Tensor],
+    image_size: tuple[int, int],
+    size: int,
+    mirror: torch.Tensor | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The sampling grid (N, size, size, 2) of ``grid_sample(..., align_corners=True)`` for crop boxes.
+
+    ``boxes`` holds (N,) ``top``, ``left``, ``height``, ``width`` in pixels. As in the reference op,
+    the centres of the box's corner pixels map onto the output's corner pixels: output column j reads
+    source column ``left + j (width - 1) / (size - 1)`` (rows alike). In grid_sample's normalised
+    coordinates ``u = 2 x / (W - 1) - 1`` this is an affine map of the output's own normalised column
+    ``t`` in [-1, 1]: ``u = offset + scale * t``. A mirrored sample (``mirror[n]`` True) reads column
+    ``size - 1 - j`` instead, i.e. ``t`` negated: the flip costs nothing.
+    """
+    image_height, image_width = image_size
+    device = boxes["top"].device
+    t = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+
+    def axis(start: torch.Tensor, extent: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        denominator = max(side - 1, 1)  # a 1-pixel side has one position; any finite map reads it
+        start, extent = start.to(dtype), extent.to(dtype)
+        return (2 * start + extent - 1) / denominator - 1, (extent - 1) / denominator
+
+    x_offset, x_scale = axis(boxes["left"], boxes["width"], image_width)
+    y_offset, y_scale = axis(boxes["top"], boxes["height"], image_height)
+    if mirror is not None:
+        x_scale = torch.where(mirror, -x_scale, x_scale)
+    xs = x_offset[:, None] + x_scale[:, None] * t  # (N, size): the normalised column of each output column
+    ys = y_offset[:, None] + y_scale[:, None] * t  # (N, size)
+    batch = xs.shape[0]
+    return torch.stack(
+        [xs[:, None, :].expand(batch, size, size), ys[:, :, None].expand(batch, size, size)], -1
+    )
+
+
+def resized_crops(
+    images: torch.Tensor,
+    boxes: dict[str, torch.Tensor],
+    size: int,
+    mirror: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Crop each box and resize it to (size, size) bilinearly, mirroring where ``mirror`` says.
+
+    ``images`` (B, C, H, W); ``boxes`` (N,) each with N a multiple of B: sample n reads image n mod B,
+    so the V = N / B views of a batch are cut from one copy of the source images (view v is rows
+    v B ... (v + 1) B - 1). Returns (N, C, size, size).
+    """
+    source_batch = images.shape[0]
+    grid = crop_grid(boxes, (images.shape[2], images.shape[3]), size, mirror, images.dtype)
+    # Bilinear reads stay inside the box; 'border' only guards the last pixel against rounding.
+    views = [
+        F.grid_sample(images, grid_rows, mode="bilinear", padding_mode="border", align_corners=True)
+        for grid_rows in grid.split(source_batch)
+    ]
+    return views[0] if len(views) == 1 else torch.cat(views)
+
+
+def antialias_sigmas(boxes: dict[str, torch.Tensor], size: int, dtype: torch.dtype) -> torch.Tensor:
+    """(N, 2) per-axis standard deviations ``(crop side / size - 1) / 2`` (at least 1e-3) of the reference
+    crop's anti-aliasing blur: shrunk crops are low-pass filtered, enlarged ones keep a one-hot kernel."""
+    shrink = torch.stack([boxes["height"], boxes["width"]], dim=-1).to(dtype) / size
+    return ((shrink - 1) / 2).clamp(min=1e-3)
+
+
+# --------------------------------------------------------------------------------------- blur
+
+
+def gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """(N,) standard deviations -> (N, kernel_size) normalised Gaussian weights centred on the middle tap.
+
+    A sigma far below one pixel underflows every off-centre weight to 0: a one-hot kernel, no blur.
+    """
+    offsets = torch.arange(kernel_size, device=sigma.device, dtype=sigma.dtype) - kernel_size // 2
+    weights = torch.exp(-(offsets**2) / (2 * sigma[:, None] ** 2))
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def separable_blur(images: torch.Tensor, kernel_y: torch.Tensor, kernel_x: torch.Tensor) -> torch.Tensor:
+    """Convolve sample n of (N, C, H, W) with the outer product of its (N, ky) and (N, kx) kernels.
+
+    Both kernel sides are odd; borders are reflected. The batch is one depthwise convolution per axis:
+    the N * C image planes become channels of a single image, each with its sample's kernel (groups =
+    N * C), so the whole batch costs two convolution calls whatever N is.
+    """
+    batch, channels, height, width = images.shape
+    planes = images.reshape(1, batch * channels, height, width)
+    radius_y, radius_x = kernel_y.shape[1] // 2, kernel_x.shape[1] // 2
+    weight_y = kernel_y.repeat_interleave(channels, dim=0).view(batch * channels, 1, -1, 1)
+    weight_x = kernel_x.repeat_interleave(channels, dim=0).view(batch * channels, 1, 1, -1)
+    if radius_y > 0:
+        planes = F.conv2d(
+            F.pad(planes, (0, 0, radius_y, radius_y), mode="reflect"), weight_y, groups=batch * channels
+        )
+    if radius_x > 0:
+        planes = F.conv2d(
+            F.pad(planes, (radius_x, radius_x, 0, 0), mode="reflect"), weight_x, groups=batch * channels
+        )
+    return planes.view(batch, channels, height, width)
+
+
+def random_blur(
+    images: torch.Tensor, applied: torch.Tensor, sigma: torch.Tensor, kernel_size: tuple[int, int]
+) -> torch.Tensor:
+    """Blur the samples with ``applied`` (N,) True by an isotropic Gaussian of their own ``sigma`` (N,)."""
+    kernel_y = gaussian_kernels(sigma.to(images.dtype), kernel_size[0])
+    kernel_x = gaussian_kernels(sigma.to(images.dtype), kernel_size[1])
+    return select(applied, separable_blur(images, kernel_y, kernel_x), images)
+
+
+# ------------------------------------------------------------------------------------ colour
+
+
+def rotate_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of (N, 3, H, W) RGB images by ``shift`` (N,) turns; S and V are kept.
+
+    With V = max, chroma c = max - min and the hue H in sextants [0, 6), the rotated hue H' gives each
+    channel directly: ``V - c * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + H') mod 6`` and n = 5, 3, 1
+    for R, G, B (the closed form of the HSV -> RGB conversion), so no HSV image is materialised.
+    """
+    red, green, blue = images[:, 0:1], images[:, 1:2], images[:, 2:3]
+    value = images.amax(dim=1, keepdim=True)
+    chroma = value - images.amin(dim=1, keepdim=True)
+    # A gray pixel (c = 0) has equal channels, so its numerators are 0 and any hue gives the pixel back.
+    safe_chroma = chroma.clamp(min=torch.finfo(images.dtype).tiny)
+    # The sextant of the first maximal channel (ties give the same hue either way).
+    hue = torch.where(
+        red == value,
+        (green - blue) / safe_chroma,
+        torch.where(green == value, (blue - red) / safe_chroma + 2, (red - green) / safe_chroma + 4),
+    )
+    # (5, 3, 1) for (R, G, B), made on the device: a tensor copied from the host would wait for the GPU.
+    channel_offsets = torch.arange(5, 0, -2, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(hue + 6 * per_sample(shift) + channel_offsets, 6)  # (N, 3, H, W)
+    return value - chroma * torch.minimum(k, 4 - k).clamp(0, 1)
+
+
+def color_jitter(
+    images: torch.Tensor, params: dict[str, torch.Tensor], active: tuple[bool, bool, bool, bool]
+) -> torch.Tensor:
+    """The reference colour jitter on (N, C, H, W) in [0, 1], C = 1 or 3, from its sampled ``params``.
+
+    ``params``: ``applied`` (N,) bool, ``order`` (N, 4) permutations of the op indices (brightness 0,
+    contrast 1, saturation 2, hue 3) and the (N,) factors. ``active`` says which of the four ops run at
+    all (an op with amount 0, or saturation and hue on one channel, is skipped as in the reference).
+
+    Each sample runs its ops in its own order. The three linear ops are one per-sample map
+    ``clamp(a x + b gray(x) + c mean(gray(x)), 0, 1)``: brightness ``(f, 0, 0)``, saturation
+    ``(f, 1 - f, 0)``, contrast ``(f, 0, 1 - f)``. The costly hue rotation runs once for the whole
+    batch: each sample's three linear ops in its order are split at its hue's position p into the ops
+    before it (slots 0..2 of a first pass, slot j runs when j < p) and after it (slots of a second pass,
+    slot j runs when j >= p). A sample that runs no op in a slot keeps its pixels (to rounding).
+    """
+    brightness_on, contrast_on, saturation_on, hue_on = active
+    applied, order = params["applied"], params["order"]
+    dtype = images.dtype
+    # Each sample's linear ops in its order (hue taken out, stable) and where its hue sat: (N, 3), (N,).
+    is_hue = order == 3
+    linear_order = order.gather(1, torch.argsort(is_hue.to(torch.uint8), dim=1, stable=True)[:, :3])
+    hue_position = is_hue.to(torch.uint8).argmax(dim=1)
+    # The factor of the op in each slot, and whether that op runs at all: (N, 3).
+    factors = torch.stack([params["brightness"], params["contrast"], params["saturation"]], dim=1).to(dtype)
+    slot_factor = factors.gather(1, linear_order)
+    enabled = torch.zeros_like(linear_order, dtype=torch.bool)
+    for index, on in enumerate((brightness_on, contrast_on, saturation_on)):
+        if on:
+            enabled |= linear_order == index
+    slots = torch.arange(3, device=order.device)
+
+    def coefficients(runs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b, c) per sample and slot, (N, 3) each, for the slots where ``runs`` (N, 3) is True;
+        (1, 0, 0), the identity, elsewhere."""
+        runs = runs & enabled
+        scale = torch.where(runs, slot_factor, torch.ones_like(slot_factor))
+        blend = torch.where(runs, 1 - slot_factor, torch.zeros_like(slot_factor))
+        gray_weight = torch.where(linear_order == 2, blend, torch.zeros_like(blend))
+        mean_weight = torch.where(linear_order == 1, blend, torch.zeros_like(blend))
+        return scale, gray_weight, mean_weight
+
+    def linear_slots(out: torch.Tensor, runs: torch.Tensor) -> torch.Tensor:
+        scale, gray_weight, mean_weight = coefficients(runs)
+        for slot in range(3):
+            # a x + c mean(gray(x)) + b gray(x), with per-sample coefficients broadcast over the pixels.
+            # A sample with (1, 0, 0) passes through unchanged (the clamp only removes rounding overshoot
+            # beyond [0, 1]), so no selection pass is needed.
+            a = per_sample(scale[:, slot])
+            gray = luma(out) if contrast_on or saturation_on else out
+            if contrast_on:  # one pass: the (N, 1, 1, 1) mean term is added as the multiply writes
+                mean_term = per_sample(mean_weight[:, slot]) * gray.mean(dim=(2, 3), keepdim=True)
+                linear = torch.addcmul(mean_term, out, a)
+            else:
+                linear = out * a
+            if saturation_on:
+                linear = linear.addcmul_(gray, per_sample(gray_weight[:, slot]))
+            out = linear.clamp_(0, 1)
+        return out
+
+    if not hue_on:
+        return linear_slots(images, applied[:, None].expand(-1, 3))
+    before_hue = applied[:, None] & (slots[None, :] < hue_position[:, None])
+    after_hue = applied[:, None] & (slots[None, :] >= hue_position[:, None])
+    out = linear_slots(images, before_hue)
+    # A zero shift gives the pixels back (to rounding); the HSV round trip can overshoot [0, 1] by
+    # rounding error, so it is clamped as in the reference.
+    shift = torch.where(applied, params["hue"].to(dtype), torch.zeros_like(factors[:, 0]))
+    out = rotate_hue(out, shift).clamp_(0, 1)
+    return linear_slots(out, after_hue)
+
+
+def random_grayscale(images: torch.Tensor, applied: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W): the luma in every channel for the samples with ``applied`` (N,) True; C = 1 is kept."""
+    if images.shape[1] == 1:
+        return images
+    return select(applied, luma(images).expand_as(images), images)
+
+
+def random_solarize(images: torch.Tensor, applied: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Pixels at or above ``threshold`` become ``1 - x`` in the samples with ``applied`` (N,) True."""
+    return torch.where(per_sample(applied) & (images >= threshold), 1 - images, images)
+
+
+def random_flip(images: torch.Tensor, applied: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the samples of (N, C, H, W) with ``applied`` (N,) True."""
+    return select(applied, images.flip(-1), images)

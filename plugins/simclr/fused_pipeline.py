@@ -1,0 +1,230 @@
+"""The SimCLR augmentation list as one batched transform: the same views as the ops, without their overhead.
+
+SimCLR (Chen et al., 2020, Sec. 2.1 and Appendix A) draws two random views of every image from a
+composition of crop + flip, colour jitter, grayscale and blur.
+
+The op-by-op pipeline (each registered op's ``forward``) spends its time on per-op overhead rather than
+pixels: the colour jitter plans its random order on the host (two host-device transfers per view) and
+runs each (step, op) group separately, crop and flip are two resamplings, and every view goes through
+the whole list on its own. :class:`FusedSimCLRPipeline` keeps the registered ops as the *definition*
+and changes only how their parameters are applied:
+
+1. every parameter of every view is drawn first, on the device, by the ops' own ``sample_params``, in
+   the order the op-by-op pipeline draws them (view by view, op by op), so the same generator gives the
+   same parameters and therefore the same views, up to float rounding;
+2. the pixels of all views then go through :mod:`.fused_ops` as one (V B, C, H, W) batch: crop + resize
+   + flip as one resampling that reads the B source images once for all views, the colour ops as
+   per-sample arithmetic in each sample's own random order, blur as one depthwise convolution.
+
+Step 2 is a pure function of the images and the parameters, with no branching on tensor values and no
+host synchronisation, so :meth:`compile_transforms` can hand it to ``torch.compile`` whole. Step 1
+stays eager: ``torch.compile`` does not trace draws from a ``torch.Generator``, and the draws are a few
+dozen small kernels per view, independent of the image size.
+
+``build_pipeline`` picks this class automatically when every op of a recipe's list is one of the
+registered SimCLR ops it reproduces (with any of their parameters); a list with any other op, or
+``fused_augmentations = false`` in the pretrain stage, runs the ops one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from contrastive_core.augmentation import Augmentation
+from contrastive_core.augmentation_pipeline import AugmentationPipeline, to_unit_float
+
+from . import fused_ops
+from .augmentations import (
+    ColorJitter,
+    GaussianBlur,
+    HorizontalFlip,
+    Normalize,
+    RandomGrayscale,
+    RandomResizedCrop,
+    Solarize,
+)
+from .augmentations.color_jitter import GRAY_OPS, JITTER_OPS
+
+Params = dict[str, torch.Tensor]
+
+#: The op classes this pipeline reproduces exactly (subclasses may change ``apply``, so they are not).
+FUSABLE_OPS: tuple[type[Augmentation], ...] = (
+    RandomResizedCrop,
+    HorizontalFlip,
+    ColorJitter,
+    RandomGrayscale,
+    GaussianBlur,
+    Solarize,
+    Normalize,
+)
+
+
+class FusedSimCLRPipeline(AugmentationPipeline):
+    """The registered SimCLR ops of a recipe, applied to all views of a batch as one batched transform.
+
+    Same interface and results as :class:`AugmentationPipeline` over the same ops: ``forward``, ``views``
+    and ``stacked_views`` take (B, C, H, W) uint8 or float in [0, 1] and return float views; the random
+    parameters come from the ops' ``sample_params`` in the same order. Only the arithmetic is
+    reorganised (see the module docstring), so results agree to float rounding (about 1e-6).
+    """
+
+    def __init__(self, augmentations: Sequence[Augmentation]) -> None:
+        unsupported = [type(op).__name__ for op in augmentations if type(op) not in FUSABLE_OPS]
+        if unsupported:
+            raise TypeError(f"FusedSimCLRPipeline cannot reproduce {', '.join(unsupported)}")
+        super().__init__(augmentations)
+        self._transform: Callable[[torch.Tensor, list[Params], int], torch.Tensor] = self.transform
+
+    @classmethod
+    def fuse(cls, augmentations: Sequence[Augmentation]) -> FusedSimCLRPipeline | None:
+        """This pipeline over ``augmentations``, or None when some op is not one it reproduces."""
+        if not augmentations or any(type(op) not in FUSABLE_OPS for op in augmentations):
+            return None
+        return cls(augmentations)
+
+    # ------------------------------------------------------------------------------ interface
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float."""
+        return self.stacked_views(images, 1, generator)
+
+    def views(
+        self, images: torch.Tensor, n_views: int = 2, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """``n_views`` views, each (B, C, H', W'): the consecutive row blocks of :meth:`stacked_views`."""
+        return list(self.stacked_views(images, n_views, generator).chunk(n_views))
+
+    def stacked_views(
+        self, images: torch.Tensor, n_views: int = 2, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(B, C, H, W) -> (n_views * B, C, H', W') float; rows v B ... (v + 1) B - 1 are view v."""
+        if n_views < 1:
+            raise ValueError(f"n_views must be at least 1, got {n_views}")
+        images = to_unit_float(images)
+        params = self.sample_params(images.shape, n_views, images.device, generator)
+        return self._transform(images, params, n_views)
+
+    def compile_transforms(self) -> None:
+        """Compile :meth:`transform` with ``torch.compile`` (one graph: it has no data-dependent branches)."""
+        self._transform = torch.compile(self.transform, fullgraph=True, dynamic=False)
+
+    # ---------------------------------------------------------------------------- the two steps
+
+    def sample_params(
+        self,
+        batch_shape: torch.Size,
+        n_views: int,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+    ) -> list[Params]:
+        """Every op's parameters for ``n_views`` views of a (B, C, H, W) batch, one dict per op.
+
+        Drawn by the ops' own ``sample_params``, view by view and op by op as the op-by-op pipeline
+        draws them; each dict holds the op's tensors of all views concatenated, (n_views * B, ...).
+        """
+        per_view: list[list[Params]] = []
+        for _ in range(n_views):
+            shape = batch_shape
+            drawn = []
+            for op in self.augmentations:
+                drawn.append(op.sample_params(shape, device, generator))
+                shape = output_shape(op, shape)
+            per_view.append(drawn)
+        if n_views == 1:
+            return per_view[0]
+        return [
+            {key: torch.cat([view[index][key] for view in per_view]) for key in per_view[0][index]}
+            for index in range(len(self.augmentations))
+        ]
+
+    def transform(self, images: torch.Tensor, params: list[Params], n_views: int) -> torch.Tensor:
+        """Apply every op with its ``params`` (from :meth:`sample_params`) to float (B, C, H, W) images.
+
+        Returns (n_views * B, C, H', W'). Until the first random op all views are still equal, so the B
+        source images are carried once, and the crop reads them once for all views.
+        """
+        ops = list(self.augmentations)
+        out, shared = images, True  # shared: `out` holds the B images every view starts from
+        index = 0
+        while index < len(ops):
+            op, op_params = ops[index], params[index]
+            if isinstance(op, Normalize):
+                out = normalize(op, out)  # deterministic: shared images stay shared
+            elif isinstance(op, RandomResizedCrop):
+                # A flip right after the crop is folded into the crop's resampling grid.
+                mirror = None
+                if index + 1 < len(ops) and isinstance(ops[index + 1], HorizontalFlip):
+                    index += 1
+                    mirror = params[index]["applied"]
+                if op.params.antialias:
+                    out = antialias(op, out.repeat(n_views, 1, 1, 1) if shared else out, op_params)
+                out = fused_ops.resized_crops(out, op_params, op.params.size, mirror)
+                shared = False
+            else:
+                out = apply_one(op, out.repeat(n_views, 1, 1, 1) if shared else out, op_params)
+                shared = False
+            index += 1
+        return out.repeat(n_views, 1, 1, 1) if shared and n_views > 1 else out
+
+
+def output_shape(op: Augmentation, shape: torch.Size) -> torch.Size:
+    """The batch shape after ``op``: the crop sets the side, every other op keeps it."""
+    if isinstance(op, RandomResizedCrop):
+        return torch.Size((shape[0], shape[1], op.params.size, op.params.size))
+    return shape
+
+
+def apply_one(op: Augmentation, images: torch.Tensor, params: Params) -> torch.Tensor:
+    """One random op (not the crop) on (N, C, H, W) with its (N, ...) parameters, batched."""
+    if isinstance(op, HorizontalFlip):
+        return fused_ops.random_flip(images, params["applied"])
+    if isinstance(op, ColorJitter):
+        channels = images.shape[1]
+        if channels not in (1, 3):
+            raise ValueError(f"color_jitter needs 1 or 3 channels, got {channels}")
+        amounts = op.amounts
+        active = tuple(amounts[name] > 0 and (channels == 3 or name in GRAY_OPS) for name in JITTER_OPS)
+        return fused_ops.color_jitter(images, params, active)
+    if isinstance(op, RandomGrayscale):
+        if images.shape[1] not in (1, 3):
+            raise ValueError(f"random_grayscale needs 1 or 3 channels, got {images.shape[1]}")
+        return fused_ops.random_grayscale(images, params["applied"])
+    if isinstance(op, GaussianBlur):
+        kernel = op.kernel_size(images.shape[-2], images.shape[-1])
+        if kernel == (1, 1):
+            return images
+        return fused_ops.random_blur(images, params["applied"], params["sigma"], kernel)
+    if isinstance(op, Solarize):
+        return fused_ops.random_solarize(images, params["applied"], float(op.params.threshold))
+    raise TypeError(f"no batched implementation of {type(op).__name__}")
+
+
+def antialias(op: RandomResizedCrop, images: torch.Tensor, boxes: Params) -> torch.Tensor:
+    """The reference crop's anti-aliasing blur of (N, C, H, W) sources, one per-axis sigma per sample."""
+    _, _, height, width = images.shape
+    size = op.params.size
+    # As in the reference: the largest possible shrink bounds every sigma and fixes the kernel size.
+    largest_sigma = (max(height, width) / size - 1) / 2
+    if largest_sigma <= 0:
+        return images
+    radius = math.ceil(2 * largest_sigma)
+    sigmas = fused_ops.antialias_sigmas(boxes, size, images.dtype)
+    kernel_y = fused_ops.gaussian_kernels(sigmas[:, 0], 2 * min(radius, height - 1) + 1)
+    kernel_x = fused_ops.gaussian_kernels(sigmas[:, 1], 2 * min(radius, width - 1) + 1)
+    return fused_ops.separable_blur(images, kernel_y, kernel_x)
+
+
+def normalize(op: Normalize, images: torch.Tensor) -> torch.Tensor:
+    """The deterministic per-channel standardisation, on shared or per-view images alike."""
+    channels = images.shape[1]
+    if channels != len(op.params.mean):
+        raise ValueError(
+            f"normalize has {len(op.params.mean)} channel statistics but the images have "
+            f"{channels} channels; set mean and std with one value per channel"
+        )
+    mean = op.mean.to(images.device, images.dtype).view(1, -1, 1, 1)
+    std = op.std.to(images.device, images.dtype).view(1, -1, 1, 1)
+    return (images - mean) / std

@@ -1,0 +1,134 @@
+"""``contrastive bench``: the six measurements on a tiny recipe, the JSON file, and the real command.
+
+Only what the run reports is checked (keys, counts, consistency of the derived numbers), never how
+fast anything is: timings depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from contrastive_core import ContrastiveError, default_registry, validate_recipe
+from contrastive_core.benchmark import BenchSettings, plain_nt_xent, run_benchmark, time_interleaved
+from contrastive_core.cli import main as cli_main
+from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
+from tests.engine.recipes import tiny_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+BIN = Path(sys.executable).parent
+PARTS = ["data", "augmentation", "loss", "optimizer", "bare", "full"]
+TINY = tiny_recipe(batch_size=16).replace("deterministic = true", "deterministic = false")
+
+
+def tiny(text: str = TINY, **overrides):
+    return validate_recipe(
+        tomllib.loads(text), registry=default_registry(), overrides=overrides.get("set", ())
+    )
+
+
+def test_every_part_is_measured_and_the_json_is_consistent():
+    settings = BenchSettings(steps=3, warmup=1, rounds=2)
+    result = run_benchmark(tiny(), default_registry(), settings, recipe_path="tiny.toml")
+    assert list(result.measurements) == PARTS
+    for measurement in result.measurements.values():
+        assert measurement.seconds_per_step > 0 and measurement.views_per_step == 32
+        assert len(measurement.round_seconds) == 2
+    document = json.loads(json.dumps(result.to_json()))
+    assert set(document) == {
+        "machine",
+        "date",
+        "recipe",
+        "settings",
+        "measurements",
+        "full_over_bare",
+        "full_over_bare_best_rounds",
+    }
+    assert {"cpu", "cpu_cores", "torch", "device"} <= set(document["machine"])
+    assert document["machine"]["device"] == "cpu"
+    settings_keys = {"steps", "warmup", "rounds", "batch_size", "views_per_step", "pipeline", "precision"}
+    assert settings_keys <= set(document["settings"])
+    assert document["settings"]["pipeline"] == "FusedSimCLRPipeline"
+    assert document["settings"]["views"] == [1, 28, 28]
+    full, bare = document["measurements"]["full"], document["measurements"]["bare"]
+    assert full["share_of_full"] == 1.0
+    assert full["best_seconds_per_step"] == min(full["round_seconds"]) <= full["seconds_per_step"]
+    assert document["full_over_bare"] == pytest.approx(full["views_per_s"] / bare["views_per_s"])
+    assert full["views_per_s"] == pytest.approx(32 / full["seconds_per_step"])
+
+
+def test_batch_size_synthetic_images_and_the_reference_pipeline():
+    recipe = tiny(set=["stages[0].fused_augmentations=false"])
+    settings = BenchSettings(steps=1, warmup=0, rounds=1, batch_size=4, synthetic_images=(1, 30, 30))
+    result = run_benchmark(recipe, default_registry(), settings)
+    assert result.settings["batch_size"] == 4 and result.settings["images"] == [1, 30, 30]
+    assert (
+        result.settings["data"].startswith("synthetic")
+        and result.settings["pipeline"] == "AugmentationPipeline"
+    )
+    assert result.measurements["bare"].views_per_step == 8
+
+
+def test_a_recipe_without_a_pretrain_stage_is_refused():
+    text = TINY.replace('type = "pretrain"', 'type = "knn_eval"').split("epochs =")[0]
+    with pytest.raises(ContrastiveError, match="no pretrain stage"):
+        run_benchmark(tiny(text), default_registry(), BenchSettings(steps=1))
+
+
+def test_rounds_interleave_the_parts_and_split_the_steps():
+    calls: list[str] = []
+    parts = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    seconds = time_interleaved(parts, warmup=1, steps=5, rounds=2, device=torch.device("cpu"))
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2
+    assert [len(values) for values in seconds.values()] == [2, 2]
+
+
+def test_the_bare_steps_nt_xent_is_the_recipe_loss():
+    z = torch.randn(12, 8, generator=torch.Generator().manual_seed(0))
+    reference = NTXent(NTXentParams(temperature=0.2))(z[:6], z[6:])
+    torch.testing.assert_close(plain_nt_xent(z, 0.2), reference)
+
+
+def test_the_bench_command_prints_the_table_and_writes_json(tmp_path):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    out = tmp_path / "out" / "bench.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [str(BIN / "contrastive"), "bench", str(recipe), "--steps", "2", "--warmup", "1"]
+    command += ["--batch-size", "8", "--json", str(out), "--set", "loss.temperature=0.3"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for part in PARTS:
+        assert part in done.stdout
+    assert "full / bare" in done.stdout
+    document = json.loads(out.read_text())
+    assert list(document["measurements"]) == PARTS
+    assert document["settings"]["batch_size"] == 8
+    assert "--steps 2 --warmup 1 --rounds 5 --batch-size 8" in document["settings"]["command"]
+    assert "--set loss.temperature=0.3" in document["settings"]["command"]
+
+
+def test_a_bad_image_shape_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli_main(["bench", str(tmp_path / "tiny.toml"), "--synthetic-images", "3,32"])
+    assert stopped.value.code == 2 and "C,H,W" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_benchmark_runs_on_cuda():
+    recipe = tiny(TINY.replace('device = "cpu"', 'device = "cuda"'))
+    result = run_benchmark(recipe, default_registry(), BenchSettings(steps=2, warmup=1, rounds=2))
+    assert result.machine["device"].startswith("cuda") and "gpu" in result.machine
+    assert result.settings["peak_memory_gib"] > 0
+    assert result.full_over_bare > 0

@@ -1,0 +1,117 @@
+"""report.html: written at the end of a real run and by `contrastive report`; plots embedded, results shown."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import sys
+
+import torch
+from rich.console import Console
+from torchvision.io import decode_png
+
+from contrastive_core import cli, report
+from contrastive_core.report import REPORT_FILE, report_after_run
+
+EMBEDDED_PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">')
+
+
+def embedded_images(page: str) -> dict[str, torch.Tensor]:
+    """alt text -> decoded image (C, H, W) of every embedded PNG."""
+    images = {}
+    for data, alt in EMBEDDED_PNG.findall(page):
+        encoded = torch.frombuffer(bytearray(base64.b64decode(data)), dtype=torch.uint8)
+        images[alt] = decode_png(encoded)
+    return images
+
+
+def test_run_writes_a_self_contained_report_with_curves_and_results(finished_runs):
+    run_dir = finished_runs[0]
+    page = (run_dir / REPORT_FILE).read_text()
+
+    images = embedded_images(page)
+    assert list(images) == [
+        "pretrain: loss over steps",
+        "pretrain: learning rate over steps",
+        "pretrain: throughput (views/s) over steps",
+        "pretrain: online kNN top-1 accuracy over steps",  # metrics.jsonl has knn_top1 at epoch ends
+        "pretrain: online kNN top-5 accuracy over steps",
+    ]
+    for image in images.values():
+        assert image.shape[1:] == (320, 640)  # 6.4 x 3.2 inches at 100 dpi
+        assert image.float().std() > 10  # drawn on, not a blank canvas
+    assert '<img src="http' not in page and "<link" not in page and "<script" not in page  # nothing external
+
+    results = json.loads((run_dir / "results.json").read_text())
+    for stage, metrics in results.items():
+        assert f'<td rowspan="{len(metrics)}">{stage}</td>' in page
+        for name, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            assert f'<td>{name}</td><td class="number">{shown}</td>' in page
+    assert "temperature = 0.5" in page  # the resolved recipe
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert f"<th>torch</th><td>{manifest['torch']}</td>" in page
+
+
+def test_report_command_rewrites_the_report(finished_runs, tmp_path, capsys):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_runs[1], run_dir)
+    (run_dir / REPORT_FILE).unlink()
+    assert cli.main(["report", str(run_dir)]) == 0
+    assert f"wrote {run_dir / REPORT_FILE}" in capsys.readouterr().out
+    page = (run_dir / REPORT_FILE).read_text()
+    assert len(embedded_images(page)) == 5
+    assert "temperature = 0.2" in page
+
+
+def test_report_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not a run directory (no manifest.json)" in capsys.readouterr().err
+
+
+def test_without_matplotlib_report_says_how_to_install_it(finished_runs, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    assert cli.main(["report", str(finished_runs[0])]) == 2
+    err = capsys.readouterr().err
+    assert "contrastive report needs matplotlib, which is not installed" in err
+    assert "pip install 'contrastive[report]'" in err
+    assert "Traceback" not in err
+
+
+def test_without_matplotlib_a_run_skips_its_report_silently(finished_runs, tmp_path, monkeypatch):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_runs[0], run_dir)
+    (run_dir / REPORT_FILE).unlink()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    console = Console(record=True, width=200)
+    report_after_run(run_dir, console)
+    assert not (run_dir / REPORT_FILE).exists()
+    assert console.export_text() == ""
+
+
+def test_a_failing_report_only_warns(finished_runs, tmp_path, monkeypatch):
+    def broken_renderer(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_runs[0], run_dir)
+    (run_dir / REPORT_FILE).unlink()
+    monkeypatch.setattr(report, "render_html", broken_renderer)
+    console = Console(record=True, width=200)
+    report_after_run(run_dir, console)  # must not raise: the run it follows has succeeded
+    assert "warning: report.html not written: RuntimeError: disk on fire" in console.export_text()
+    assert not (run_dir / REPORT_FILE).exists()
+
+
+def test_curves_skip_records_without_the_metric():
+    """The kNN monitor logs knn_top1 only every few epochs; the other records must not break its curve."""
+    records = [
+        {"step": 1, "epoch": 0.5, "loss": 3.0, "lr": 0.1},
+        {"step": 2, "epoch": 1.0, "loss": 2.5, "lr": 0.1, "knn_top1": 0.4},
+        {"step": 3, "epoch": 1.5, "loss": 2.0, "lr": 0.1, "extra": 7},
+        {"step": 4, "epoch": 2.0, "loss": 1.5, "lr": 0.1, "knn_top1": 0.6},
+    ]
+    assert report.curve_keys(records) == ["loss", "lr", "knn_top1", "extra"]
+    assert report.curve(records, "knn_top1") == ([2, 4], [0.4, 0.6])
