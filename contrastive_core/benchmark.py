@@ -45,12 +45,11 @@ from pydantic import BaseModel
 from torch import nn
 
 from .accelerator import get_accelerator
-from .activation_checkpointing import checkpoint_blocks
-from .augmentation_pipeline import build_pipeline
 from .build import build
 from .errors import ContrastiveError
 from .registry import Registry
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+from .training_parts import build_training_parts
 from .training_step import ContrastiveStep
 
 #: The bare step's NT-Xent temperature and SGD settings, as in shared/anchors/gpu_anchor.py (the values
@@ -165,30 +164,23 @@ def run_benchmark(
     # --- the recipe's parts, built as the pretrain stage builds them --------------------------------
     source, source_description, order = _batch_source(recipe, registry, stage, batch, device, settings)
     batches = _endless(source)
-    encoder = build("encoder", recipe.model.encoder, registry=registry)
-    head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
-    model = nn.Sequential(encoder, head)  # z = g(f(x)), as the pretrain stage's EncoderWithHead
-    if stage.activation_checkpointing:
-        checkpoint_blocks(encoder)
-    model.to(device)
-    if stage.channels_last:
-        model.to(memory_format=torch.channels_last)
-    pipeline = build_pipeline(recipe.augmentations, registry=registry, fused=fused).to(device)
+    parts = build_training_parts(
+        recipe,
+        registry,
+        device=device,
+        batch_size=batch,
+        total_steps=stage.epochs * order.steps_per_epoch,
+        steps_per_epoch=order.steps_per_epoch,
+        fused_augmentations=fused,
+        channels_last=stage.channels_last,
+        activation_checkpointing=stage.activation_checkpointing,
+        warn=report,
+    )
+    model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
+    optimizer, scheduler = parts.optimizer, parts.scheduler
     if stage.compile:
-        encoder.compile()
+        model.encoder.compile()
         pipeline.compile_transforms()
-    loss_fn = build("loss", recipe.loss, registry=registry).to(device)
-    optimizer = build("optimizer", recipe.optimizer, registry=registry, model=model, batch_size=batch)
-    scheduler = None
-    if recipe.scheduler is not None:
-        scheduler = build(
-            "scheduler",
-            recipe.scheduler,
-            registry=registry,
-            optimizer=optimizer,
-            total_steps=stage.epochs * order.steps_per_epoch,
-            steps_per_epoch=order.steps_per_epoch,
-        )
     generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + 1)
     train_model, optimizer = accelerator.prepare(model, optimizer)
     train_model.train()

@@ -21,17 +21,15 @@ from torch import nn
 
 from contrastive_core import ComponentParams, Stage, StageContext, build
 from contrastive_core.accelerator import get_accelerator
-from contrastive_core.activation_checkpointing import checkpoint_blocks
-from contrastive_core.augmentation_pipeline import build_pipeline
 from contrastive_core.checkpoint import CheckpointManager
 from contrastive_core.encoder_export import export_encoder, exported_files
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.global_batch_norm import convert_to_global_batchnorm
 from contrastive_core.interrupt import StopRequest, TrainingInterrupted
 from contrastive_core.metrics_log import MetricsLog, read_metrics
 from contrastive_core.progress import TrainingProgress
 from contrastive_core.random_state import capture_rng, restore_rng
 from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+from contrastive_core.training_parts import build_training_parts
 from contrastive_core.training_step import ContrastiveStep
 
 from .knn_monitor import KnnMonitor
@@ -90,18 +88,6 @@ class PretrainParams(ComponentParams):
     """Class-balanced numbers of images taken from the two monitor splits (fixed for the run)."""
 
 
-class EncoderWithHead(nn.Module):
-    """z = g(f(x)): the encoder f followed by the projection head g; ``(B, C, H, W) -> (B, out_dim)``."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(images))
-
-
 class Pretrain(Stage):
     """Self-supervised pretraining of the recipe's encoder and head with its augmentations and loss."""
 
@@ -142,40 +128,26 @@ class Pretrain(Stage):
 
         # --- model, augmentations, loss, optimizer, schedule ---------------------------------------
         torch.manual_seed(recipe.run.seed)  # identical initial weights in every process
-        encoder = build("encoder", recipe.model.encoder, registry=registry)
-        head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
-        model: nn.Module = EncoderWithHead(encoder, head)
-        if world > 1 and params.global_batchnorm:
-            model = convert_to_global_batchnorm(model, device)
-        if params.activation_checkpointing and checkpoint_blocks(model.encoder) == 0:
-            say(
-                f"[yellow]activation checkpointing: encoder {encoder.name!r} has no blocks to checkpoint[/yellow]"
-            )
-        model.to(device)
-        if params.channels_last:
-            model.to(memory_format=torch.channels_last)
-        pipeline = build_pipeline(
-            recipe.augmentations, registry=registry, fused=params.fused_augmentations
-        ).to(device)
+        parts = build_training_parts(
+            recipe,
+            registry,
+            device=device,
+            batch_size=params.batch_size,
+            total_steps=total_steps,
+            steps_per_epoch=steps_per_epoch,
+            fused_augmentations=params.fused_augmentations,
+            channels_last=params.channels_last,
+            activation_checkpointing=params.activation_checkpointing,
+            global_batchnorm=world > 1 and params.global_batchnorm,
+            warn=lambda text: say(Text(text, style="yellow")),
+        )
+        model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
+        optimizer, scheduler = parts.optimizer, parts.scheduler
         sample = in_memory[0][:2] if in_memory is not None else torch.stack([split[0][0]])
         check_data_fits_model(sample, pipeline, model, device, recipe.model.encoder.type)
         if params.compile:
             model.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
             pipeline.compile_transforms()
-        loss_fn = build("loss", recipe.loss, registry=registry).to(device)
-        optimizer = build(
-            "optimizer", recipe.optimizer, registry=registry, model=model, batch_size=params.batch_size
-        )
-        scheduler = None
-        if recipe.scheduler is not None:
-            scheduler = build(
-                "scheduler",
-                recipe.scheduler,
-                registry=registry,
-                optimizer=optimizer,
-                total_steps=total_steps,
-                steps_per_epoch=steps_per_epoch,
-            )
         monitor = None
         if params.knn_monitor_every_epochs is not None and main:  # the others go on; it takes seconds
             monitor = KnnMonitor(
