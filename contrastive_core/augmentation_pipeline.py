@@ -27,9 +27,35 @@ class AugmentationPipeline(nn.Module):
     device's default RNG), so a seeded generator reproduces the views exactly.
     """
 
+    #: Whether :meth:`set_compute_dtype` can move the pixel arithmetic to a 16-bit float type. The
+    #: op-by-op reference pipeline cannot: its ops compute in the dtype of their input, float32.
+    supports_reduced_precision: bool = False
+
     def __init__(self, augmentations: Sequence[Augmentation]) -> None:
         super().__init__()
         self.augmentations = nn.ModuleList(augmentations)
+        #: The float type of the pixel arithmetic; None: the images' own (float32 for uint8 batches).
+        self.compute_dtype: torch.dtype | None = None
+        #: Batches of views with fewer values than this keep the images' own dtype (see set_compute_dtype).
+        self.compute_dtype_min_values = 0
+
+    def set_compute_dtype(self, dtype: torch.dtype | None, *, min_values: int = 0) -> None:
+        """Compute the views' pixels in ``dtype`` (a 16-bit float only where
+        :attr:`supports_reduced_precision`; None: the images' own dtype); ValueError for one it cannot use.
+
+        ``min_values``: only batches of views holding at least this many values use ``dtype``. Half
+        precision halves the memory traffic of large batches, but small ones are bound by kernel
+        launches, where the extra conversions cost more than they save (measured on an H100:
+        docs/performance.md).
+        """
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"the pixel arithmetic needs a float dtype, not {dtype}")
+        if dtype is not None and dtype.itemsize < 4 and not self.supports_reduced_precision:
+            raise ValueError(f"{type(self).__name__} computes in float32 or float64 only, not {dtype}")
+        if dtype is not None and not self.supports_reduced_precision:
+            dtype = None  # the ops compute in their input's dtype, float32 for the engine's uint8 batches
+        self.compute_dtype = dtype
+        self.compute_dtype_min_values = min_values
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float."""

@@ -4,7 +4,10 @@ Everything is built from the recipe's own components, as its first ``pretrain`` 
 the recipe's device and precision, in one process. Six measurements, each in seconds per step:
 
 * ``data``: the next uint8 batch of B images from the engine's batch source (on-device indexing for
-  in-memory datasets, loader workers for image folders);
+  in-memory datasets, loader workers for image folders). A loader prefetches while other parts run, so
+  interleaved rounds would time batches already waiting; for a loader the part is instead timed alone,
+  ``steps`` consecutive batches of a fresh epoch, worker start-up included: its sustained rate (a lower
+  bound). If its views/s is below the full step's, the loader starves training;
 * ``augmentation``: the recipe's pipeline making both views of a fixed batch (2B views);
 * ``loss``: the recipe's loss, forward and backward, on 2B projections of the model's output shape;
 * ``optimizer``: one step of the recipe's optimizer (e.g. LARS) over the model's gradients;
@@ -47,9 +50,10 @@ from torch import nn
 from .accelerator import get_accelerator
 from .build import build
 from .errors import ContrastiveError
+from .file_batches import DeviceDecodable
 from .registry import Registry
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
-from .training_parts import build_training_parts
+from .training_parts import augmentation_arithmetic, build_training_parts
 from .training_step import ContrastiveStep
 
 #: The bare step's NT-Xent temperature and SGD settings, as in shared/anchors/gpu_anchor.py (the values
@@ -174,6 +178,9 @@ def run_benchmark(
         fused_augmentations=fused,
         channels_last=stage.channels_last,
         activation_checkpointing=stage.activation_checkpointing,
+        augmentation=augmentation_arithmetic(
+            getattr(stage, "augmentation_precision", "fp32"), device, recipe.run.precision
+        ),
         warn=report,
     )
     model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
@@ -231,14 +238,20 @@ def run_benchmark(
         ),
         "full": _Part("next batch + the pretrain stage's step", lambda: training_step(next(batches))),
     }
+    loader_fed = isinstance(source, LoaderBatches)
     timings = time_interleaved(
-        {name: part.step for name, part in parts.items()},
+        {name: part.step for name, part in parts.items() if not (loader_fed and name == "data")},
         warmup=settings.warmup,
         steps=settings.steps,
         rounds=settings.rounds,
         device=device,
         report=report,
     )
+    batches.close()  # stops the loader's workers (and a decoding thread) before anything else runs
+    if loader_fed:
+        report(f"timing the loader alone: {settings.steps} consecutive batches of a fresh epoch")
+        timings["data"] = [time_loader(source, settings.steps, device)]
+        timings = {name: timings[name] for name in parts}  # the parts' order
     views = 2 * batch
     result = BenchmarkResult(
         machine=machine,
@@ -259,6 +272,7 @@ def run_benchmark(
             "compile": stage.compile,
             "fused_augmentations": fused,
             "pipeline": type(pipeline).__name__,
+            "augmentation_dtype": str(sample_views.dtype).removeprefix("torch."),
             "optimizer": recipe.optimizer.type,
             "loss": recipe.loss.type,
             "torch_threads": torch.get_num_threads(),
@@ -315,6 +329,20 @@ def time_interleaved(
             synchronize(device)
             seconds[name].append((time.perf_counter() - start) / count)
     return seconds
+
+
+def time_loader(source: LoaderBatches, batches: int, device: torch.device) -> float:
+    """Seconds per batch over ``batches`` consecutive batches of a fresh epoch of ``source`` (fewer if
+    the epoch is shorter), from starting its workers to the last batch on the device."""
+    synchronize(device)
+    start = time.perf_counter()
+    count = 0
+    for _ in source.epoch(0):
+        count += 1
+        if count == batches:
+            break
+    synchronize(device)
+    return (time.perf_counter() - start) / max(count, 1)
 
 
 def synchronize(device: torch.device) -> None:
@@ -383,7 +411,11 @@ def _batch_source(
         return DeviceBatches(in_memory[0].to(device), order, 0, 1), description, order
     split = dataset.split(stage.split)
     order = GlobalBatchOrder(len(split), batch, seed)
-    description = f"{recipe.data.type} '{stage.split}', {stage.num_workers} loader workers"
+    decodes_on_device = isinstance(split, DeviceDecodable) and split.decodes_on(device)
+    description = (
+        f"{recipe.data.type} '{stage.split}', {stage.num_workers} loader workers, decoded "
+        f"{f'on {device.type}' if decodes_on_device else 'by the workers'}, timed alone"
+    )
     return LoaderBatches(split, order, 0, 1, device, stage.num_workers), description, order
 
 

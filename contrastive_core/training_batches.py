@@ -14,6 +14,7 @@ import torch
 import torch.utils.data
 
 from .errors import ContrastiveError
+from .file_batches import read_batches
 
 
 class GlobalBatchOrder:
@@ -62,7 +63,8 @@ class DeviceBatches:
 
 
 class LoaderBatches:
-    """Batches read by DataLoader workers (large datasets): workers only read and decode images."""
+    """Batches read by DataLoader workers (large datasets): see :func:`~contrastive_core.file_batches.read_batches`
+    for where the images are decoded (in the workers, or on the device when the split supports it)."""
 
     def __init__(
         self,
@@ -81,58 +83,10 @@ class LoaderBatches:
         self.num_workers = num_workers
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
+        """uint8 batches (B/W, C, H, W) of ``epoch`` from ``start_step`` on, on the device."""
         steps = range(start_step, self.order.steps_per_epoch)
         indices = [
             self.order.local_indices(epoch, step, self.rank, self.world_size).tolist() for step in steps
         ]
-        loader = torch.utils.data.DataLoader(
-            _ErrorsAsValues(self.dataset) if self.num_workers > 0 else self.dataset,
-            batch_sampler=indices,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            collate_fn=_stack_images,
-            persistent_workers=False,
-        )
-        for images in loader:
-            if isinstance(images, WorkerDataError):
-                raise images
-            yield images.to(self.device, non_blocking=True)
-
-
-class WorkerDataError(ContrastiveError):
-    """A dataset error raised in a DataLoader worker, re-raised in the training process with its message.
-
-    DataLoader turns an exception in a worker into a ``RuntimeError`` whose message holds the worker's
-    traceback; a bad input (an unreadable image) would then look like a crash. The worker returns the
-    error as a value instead (its message and exit code, which pickle), and the main process raises it.
-    """
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def __reduce__(self) -> tuple[type, tuple[str, int]]:
-        return (type(self), (str(self), self.exit_code))
-
-
-class _ErrorsAsValues(torch.utils.data.Dataset):
-    """Wraps a dataset read by workers: item i, or the :class:`WorkerDataError` its reading raised."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | WorkerDataError:
-        try:
-            return self.dataset[index]
-        except ContrastiveError as error:
-            return WorkerDataError(str(error), error.exit_code)
-
-
-def _stack_images(items: list[tuple[torch.Tensor, int] | WorkerDataError]) -> torch.Tensor | WorkerDataError:
-    failed = [item for item in items if isinstance(item, WorkerDataError)]
-    if failed:
-        return failed[0]
-    return torch.stack([image for image, _ in items])  # type: ignore[misc]
+        for images, _ in read_batches(self.dataset, indices, self.device, self.num_workers):
+            yield images

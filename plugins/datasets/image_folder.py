@@ -12,7 +12,14 @@ Items of a batch need one size, so every image is resized on load: its SHORTER s
 This keeps the aspect ratio and loses the borders of the longer side, as the usual ImageNet evaluation
 transform does; SimCLR's random resized crop then works on that square.
 
-Image folders are not held in memory (``tensors`` returns None); the engine reads them with workers.
+Image folders are not held in memory (``tensors`` returns None); the engine reads them with loader
+workers. Where the images are decoded is the ``decode`` parameter: by default (``"auto"``) JPEG files are
+decoded **on the GPU** when training runs on CUDA: workers only read the files' bytes, and each batch is
+decoded at once with ``torchvision.io.decode_jpeg(..., device="cuda")`` (nvJPEG), then resized and
+cropped there. Files that are not complete JPEGs (PNG, WebP, GIF, truncated or damaged files), and JPEGs
+the GPU decoder refuses (e.g. CMYK), are decoded on the CPU exactly as in the worker path, so an
+unreadable file gives the same error (or is skipped the same way) wherever decoding happens. On the CPU
+the workers decode, in parallel.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ from typing import Literal
 import torch
 import torch.utils.data
 from pydantic import Field
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from contrastive_core import ComponentParams, Dataset
+from contrastive_core.file_batches import DeviceDecodable, EncodedItem
 
 from .errors import BadImageError, DatasetNotFoundError, UnknownSplitError
 
@@ -65,12 +73,46 @@ def decode_square(path: Path, size: int) -> torch.Tensor:
         image = image[0]
     if image.dtype != torch.uint8:  # 16-bit PNGs decode to uint16; keep the top 8 bits of each value
         image = F.to_dtype(image, torch.uint8, scale=True)
+    return to_square(image, size)
+
+
+def to_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (..., C, H, W) -> uint8 (..., C, size, size): the shorter side resized to ``size`` (bilinear,
+    antialiased), then the centre square; on whichever device ``image`` is, one image or a batch."""
     image = F.resize(image, [size], antialias=True)
     return F.center_crop(image, [size, size])
 
 
-class ImageFolderSplit(torch.utils.data.Dataset):
-    """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``.
+def is_complete_jpeg(data: torch.Tensor) -> bool:
+    """Whether the bytes ``data`` (uint8 (L,)) start with a JPEG's SOI marker and end with its EOI
+    marker. A file cut short fails this, and is left to the CPU decoder, which reports it (nvJPEG may
+    instead decode the missing part as grey)."""
+    return len(data) >= 5 and data[:3].tolist() == [0xFF, 0xD8, 0xFF] and data[-2:].tolist() == [0xFF, 0xD9]
+
+
+def decode_jpegs(files: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
+    """JPEG files' bytes (each uint8 (L,), on the CPU) decoded on ``device`` to uint8 RGB (3, H, W),
+    the whole list in one batched call; None for a file the decoder refuses."""
+    if not files:
+        return []
+    try:
+        return list(decode_jpeg(files, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError:
+        # The batched call fails as a whole; find the refused files one by one.
+        decoded: list[torch.Tensor | None] = []
+        for data in files:
+            try:
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                decoded.append(None)
+        return decoded
+
+
+class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
+    """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``, decoded on the CPU.
+
+    As a :class:`~contrastive_core.file_batches.DeviceDecodable` split it also hands loader workers the
+    files' bytes only and decodes whole batches on the device (``decode``: see :class:`ImageFolderParams`).
 
     With ``on_bad_image="skip"`` an unreadable file is recorded in :attr:`bad_files` and its index yields
     the next readable image of the split instead, so a DataLoader batch keeps its size. The record is a
@@ -79,12 +121,18 @@ class ImageFolderSplit(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, files: list[Path], labels: list[int], image_size: int, on_bad_image: Literal["error", "skip"]
+        self,
+        files: list[Path],
+        labels: list[int],
+        image_size: int,
+        on_bad_image: Literal["error", "skip"],
+        decode: Literal["auto", "device", "workers"] = "auto",
     ) -> None:
         self.files = files
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size = image_size
         self.on_bad_image = on_bad_image
+        self.decode = decode
         # One flag per file; shared memory survives the fork or spawn of DataLoader workers.
         self._bad = torch.zeros(len(files), dtype=torch.bool).share_memory_()
 
@@ -118,6 +166,50 @@ class ImageFolderSplit(torch.utils.data.Dataset):
                 warnings.warn(f"skipping {error.path}: {error.reason}", stacklevel=2)
         raise BadImageError(self.files[index], "no file of this split is a readable image")
 
+    # --- decoding on the device (DeviceDecodable) -----------------------------------------------------
+
+    def decodes_on(self, device: torch.device) -> bool:
+        if self.decode == "auto":
+            return device.type == "cuda"
+        return self.decode == "device"
+
+    def encoded_item(self, index: int) -> EncodedItem:
+        """Item ``index`` as ``(index, file bytes uint8 (L,), label)``: the only work a loader worker does."""
+        try:
+            data = self.files[index].read_bytes()
+        except OSError:
+            data = b""  # decode_batch sends it to the CPU path, which reports the file
+        return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), int(self.labels[index])
+
+    def decode_batch(
+        self, items: list[EncodedItem], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images uint8 (B, 3, S, S) and labels int64 (B,) on ``device`` for the encoded ``items``.
+
+        Complete JPEGs are decoded together on ``device``; every other file goes through item-by-item CPU
+        decoding (``self[index]``), which raises or skips an unreadable one as the worker path would.
+        """
+        images: list[torch.Tensor | None] = [None] * len(items)
+        labels = [label for _, _, label in items]
+        jpegs = [position for position, (_, data, _) in enumerate(items) if is_complete_jpeg(data)]
+        decoded = decode_jpegs([items[p][1] for p in jpegs], device)
+        # Images of one size are resized together (ImageNet's are mostly 500x375 or 375x500): the same
+        # arithmetic as one by one, in a few large kernels instead of a few small ones per image.
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for position, image in zip(jpegs, decoded, strict=True):
+            if image is not None:
+                by_size.setdefault(tuple(image.shape), []).append(position)
+                images[position] = image
+        for positions in by_size.values():
+            squares = to_square(torch.stack([images[p] for p in positions]), self.image_size)  # type: ignore[misc]
+            for position, square in zip(positions, squares, strict=True):
+                images[position] = square
+        for position, image in enumerate(images):
+            if image is None:
+                cpu_image, labels[position] = self[items[position][0]]
+                images[position] = cpu_image.to(device, non_blocking=True)
+        return torch.stack(images), torch.tensor(labels, dtype=torch.int64).to(device, non_blocking=True)  # type: ignore[arg-type]
+
 
 class ImageFolderParams(ComponentParams):
     type: Literal["image_folder"]
@@ -137,6 +229,12 @@ class ImageFolderParams(ComponentParams):
     on_bad_image: Literal["error", "skip"] = "error"
     """What a truncated or non-image file does: "error" stops with its path, "skip" leaves it out
     (its index yields the next readable image) and counts it in the split's `skipped`."""
+
+    decode: Literal["auto", "device", "workers"] = "auto"
+    """Where images are decoded. "auto": JPEGs on the GPU (nvJPEG, whole batches) when training runs on
+    CUDA, else in the loader workers; "device": always batched on the training device (on a CPU device
+    that is the main process); "workers": always in the loader workers, on the CPU. Files that are not
+    complete JPEGs are decoded on the CPU in every case."""
 
 
 class ImageFolder(Dataset):
@@ -217,4 +315,6 @@ class ImageFolder(Dataset):
                 [f"{folder}/<class>/<image>{{{','.join(sorted(IMAGE_SUFFIXES))}}}"],
                 "No image file was found in the class sub-folders; suffixes other than these are ignored.",
             )
-        return ImageFolderSplit(files, labels, self.params.image_size, self.params.on_bad_image)
+        return ImageFolderSplit(
+            files, labels, self.params.image_size, self.params.on_bad_image, self.params.decode
+        )

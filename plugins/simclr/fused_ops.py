@@ -130,13 +130,34 @@ def gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return weights / weights.sum(dim=1, keepdim=True)
 
 
-def separable_blur(images: torch.Tensor, kernel_y: torch.Tensor, kernel_x: torch.Tensor) -> torch.Tensor:
+#: From this many taps on, a blur on CUDA runs as matrix products (see :func:`separable_blur`).
+MATMUL_BLUR_MIN_TAPS = 9
+
+
+def separable_blur(
+    images: torch.Tensor, kernel_y: torch.Tensor, kernel_x: torch.Tensor, method: str = "auto"
+) -> torch.Tensor:
     """Convolve sample n of (N, C, H, W) with the outer product of its (N, ky) and (N, kx) kernels.
 
-    Both kernel sides are odd; borders are reflected. The batch is one depthwise convolution per axis:
-    the N * C image planes become channels of a single image, each with its sample's kernel (groups =
-    N * C), so the whole batch costs two convolution calls whatever N is.
+    Both kernel sides are odd; borders are reflected (``F.pad(mode="reflect")``). Two exact ways:
+
+    * ``"conv"``: one depthwise convolution per axis over the whole batch: the N * C image planes become
+      channels of a single image, each with its sample's kernel (groups = N * C);
+    * ``"matmul"``: per axis, one batched matrix product with each sample's (side, side) blur matrix,
+      the kernel laid along its diagonal and the reflected border taps folded in. It does side / k
+      times the arithmetic of the convolution, but on tensor cores, where a 23-tap depthwise
+      convolution over thousands of planes is slow.
+
+    ``"auto"`` takes the matrix products on CUDA for kernels of at least :data:`MATMUL_BLUR_MIN_TAPS`
+    taps (SimCLR's blur: 23 at 224 px) and the convolution otherwise (CPUs, small kernels).
     """
+    if method == "auto":
+        large = max(kernel_y.shape[1], kernel_x.shape[1]) >= MATMUL_BLUR_MIN_TAPS
+        method = "matmul" if images.is_cuda and large else "conv"
+    if method == "matmul":
+        return _blur_by_matmul(images, kernel_y, kernel_x)
+    if method != "conv":
+        raise ValueError(f"unknown blur method {method!r}")
     batch, channels, height, width = images.shape
     planes = images.reshape(1, batch * channels, height, width)
     radius_y, radius_x = kernel_y.shape[1] // 2, kernel_x.shape[1] // 2
@@ -153,12 +174,44 @@ def separable_blur(images: torch.Tensor, kernel_y: torch.Tensor, kernel_x: torch
     return planes.view(batch, channels, height, width)
 
 
+def blur_matrices(kernels: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, k) kernels -> (N, side, side) matrices M with ``(M @ x)[i] = sum_t kernel[t] x[reflect(i + t - k//2)]``.
+
+    Reflection as ``F.pad(mode="reflect")`` (the edge pixel is not repeated: -1 -> 1, side -> side - 2);
+    the kernel radius must be below ``side``.
+    """
+    batch, taps = kernels.shape
+    radius = taps // 2
+    if radius >= side:
+        raise ValueError(f"a {taps}-tap kernel is too large to reflect at the border of a {side}-pixel side")
+    sources = torch.arange(side, device=kernels.device)[:, None] + torch.arange(
+        -radius, radius + 1, device=kernels.device
+    )
+    sources = sources.abs()
+    sources = torch.where(sources > side - 1, 2 * (side - 1) - sources, sources)  # (side, k)
+    matrices = torch.zeros(batch, side, side, dtype=kernels.dtype, device=kernels.device)
+    return matrices.scatter_add_(
+        2, sources.expand(batch, side, taps), kernels[:, None, :].expand(batch, side, taps)
+    )
+
+
+def _blur_by_matmul(images: torch.Tensor, kernel_y: torch.Tensor, kernel_x: torch.Tensor) -> torch.Tensor:
+    _, _, height, width = images.shape
+    out = images
+    if kernel_y.shape[1] > 1:  # rows: M_y (H, H) times each (H, W) plane
+        out = torch.matmul(blur_matrices(kernel_y, height)[:, None], out)
+    if kernel_x.shape[1] > 1:  # columns: each (H, W) plane times M_x transposed (W, W)
+        out = torch.matmul(out, blur_matrices(kernel_x, width).transpose(1, 2)[:, None])
+    return out
+
+
 def random_blur(
     images: torch.Tensor, applied: torch.Tensor, sigma: torch.Tensor, kernel_size: tuple[int, int]
 ) -> torch.Tensor:
     """Blur the samples with ``applied`` (N,) True by an isotropic Gaussian of their own ``sigma`` (N,)."""
-    kernel_y = gaussian_kernels(sigma.to(images.dtype), kernel_size[0])
-    kernel_x = gaussian_kernels(sigma.to(images.dtype), kernel_size[1])
+    # The weights are computed in float32 (their normalising sum too), then used in the images' dtype.
+    kernel_y = gaussian_kernels(sigma.float(), kernel_size[0]).to(images.dtype)
+    kernel_x = gaussian_kernels(sigma.float(), kernel_size[1]).to(images.dtype)
     return select(applied, separable_blur(images, kernel_y, kernel_x), images)
 
 

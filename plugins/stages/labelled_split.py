@@ -1,7 +1,9 @@
 """One labelled split of a dataset as evaluation reads it: labels up front, images in batches.
 
 Splits small enough to be held in memory (``Dataset.tensors``) are moved to the evaluation device once
-and indexed there; others (image folders) are read by DataLoader workers batch by batch.
+and indexed there; others (image folders) are read by DataLoader workers batch by batch, as in
+pretraining (:func:`~contrastive_core.file_batches.read_batches`: decoded by the workers, or on the
+device where the split supports it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch.utils.data
 
 from contrastive_core import Dataset
 from contrastive_core.errors import ContrastiveError
+from contrastive_core.file_batches import read_batches
 
 
 class UnlabelledSplitError(ContrastiveError):
@@ -89,17 +92,9 @@ class LabelledSplit:
                     self._labels_on_device.index_select(0, on_device),
                 )
             return
-        loader = torch.utils.data.DataLoader(
-            self.items,
-            batch_sampler=[indices.tolist() for indices in index_batches],
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
+        yield from read_batches(
+            self.items, [indices.tolist() for indices in index_batches], self.device, self.num_workers
         )
-        for images, labels in loader:
-            yield (
-                images.to(self.device, non_blocking=True),
-                labels.to(self.device, torch.int64, non_blocking=True),
-            )
 
     def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The whole split in its order, in batches of ``batch_size`` (the last one may be smaller)."""

@@ -29,7 +29,7 @@ from contrastive_core.metrics_log import MetricsLog, read_metrics
 from contrastive_core.progress import TrainingProgress
 from contrastive_core.random_state import capture_rng, restore_rng
 from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
-from contrastive_core.training_parts import build_training_parts
+from contrastive_core.training_parts import augmentation_arithmetic, build_training_parts
 from contrastive_core.training_step import ContrastiveStep
 
 from .knn_monitor import KnnMonitor
@@ -73,6 +73,12 @@ class PretrainParams(ComponentParams):
     """Apply the augmentation list as one batched transform when every op offers one (the built-in ops do):
     the same random parameters and views (to float rounding) without per-op overhead; false runs the ops
     one by one."""
+    augmentation_precision: Literal["auto", "fp32", "fp16"] = "auto"
+    """The float type of the fused augmentation pipeline's pixel arithmetic after the crop. "auto": fp16 on
+    CUDA when run.precision is bf16 or fp16 and a batch's views hold at least 2^24 values (e.g. 512 views
+    at 224 px; smaller batches are launch-bound and stay fp32), else fp32. The encoder rounds its input to
+    bf16 anyway; half-width pixels halve the augmentation's memory traffic. "fp16" (every batch) needs
+    mixed precision. The op-by-op pipeline always computes in fp32."""
     grad_clip_norm: float | None = Field(None, gt=0)
     """Clip the global gradient norm to this value (off by default, as in the paper)."""
     activation_checkpointing: bool = False
@@ -139,6 +145,7 @@ class Pretrain(Stage):
             channels_last=params.channels_last,
             activation_checkpointing=params.activation_checkpointing,
             global_batchnorm=world > 1 and params.global_batchnorm,
+            augmentation=augmentation_arithmetic(params.augmentation_precision, device, recipe.run.precision),
             warn=lambda text: say(Text(text, style="yellow")),
         )
         model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
@@ -332,7 +339,7 @@ def check_data_fits_model(
     try:
         with torch.no_grad():
             (view,) = pipeline.views(images.to(device), 1, generator)
-            model(view)
+            model(view.float())  # shapes are what is checked; reduced-precision views too
     except (RuntimeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataDoesNotFitModelError(

@@ -19,7 +19,7 @@ from contrastive_core import ContrastiveError, default_registry, validate_recipe
 from contrastive_core.benchmark import BenchSettings, plain_nt_xent, run_benchmark, time_interleaved
 from contrastive_core.cli import main as cli_main
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
-from tests.engine.recipes import tiny_recipe
+from tests.engine.recipes import FIXTURE, tiny_recipe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,6 +77,27 @@ def test_batch_size_synthetic_images_and_the_reference_pipeline():
         and result.settings["pipeline"] == "AugmentationPipeline"
     )
     assert result.measurements["bare"].views_per_step == 8
+
+
+@pytest.mark.parametrize("decode", ["device", "workers"])
+def test_a_loader_fed_recipe_times_the_loader_alone(decode):
+    """An image folder is read by workers; its data part is their sustained rate, timed on its own."""
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "image_folder"
+    text = TINY.replace(
+        'type = "fashion_mnist"', f'type = "image_folder"\nimage_size = 28\ndecode = "{decode}"'
+    )
+    text = text.replace(f'root = "{FIXTURE}"', f'root = "{folder}"').replace(
+        "in_channels = 1", "in_channels = 3"
+    )
+    text = text.replace("checkpoint_every_steps = 1", "checkpoint_every_steps = 1\nnum_workers = 2")
+    settings = BenchSettings(steps=3, warmup=1, rounds=2, batch_size=2)
+    result = run_benchmark(tiny(text), default_registry(), settings)
+    assert list(result.measurements) == PARTS
+    where = "on cpu" if decode == "device" else "by the workers"
+    assert result.settings["data"] == f"image_folder 'train', 2 loader workers, decoded {where}, timed alone"
+    assert len(result.measurements["data"].round_seconds) == 1  # one block, not interleaved rounds
+    assert len(result.measurements["full"].round_seconds) == 2
+    assert result.settings["images"] == [3, 28, 28]
 
 
 def test_a_recipe_without_a_pretrain_stage_is_refused():

@@ -310,3 +310,112 @@ def test_on_cuda_the_fused_views_match_and_never_synchronise(registry):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.testing.assert_close(actual, expected, atol=1e-3, rtol=0)
+
+
+# --- reduced precision --------------------------------------------------------------------------------
+
+
+def photo_like_batch(count: int, side: int) -> torch.Tensor:
+    """Real Fashion-MNIST images in colour (see tests/fixtures/README.md), upscaled to side x side uint8."""
+    from tests.datasets.reference import fashion, rgb32
+
+    images, _ = fashion("train")
+    batch = torch.stack([torch.from_numpy(rgb32(images[index])) for index in range(count)]).float()
+    return torch.nn.functional.interpolate(batch, size=(side, side), mode="bilinear").round().to(torch.uint8)
+
+
+def test_float16_views_differ_from_float32_by_less_than_the_encoders_bf16_rounding(registry):
+    """A bf16 encoder rounds its input to 8 significant bits; computing the views in float16 (11 bits)
+    must perturb them less than that rounding does on average. Single pixels may differ more: the hue
+    rotation works on values up to about 11, where float16's spacing is 2^-7, and the linear jitter ops
+    amplify by up to 1.8 each (measured maxima: 0.013 here, 0.016 on an H100 with 64 images); 5 levels
+    of 255 bounds that with room."""
+    pipeline = build_pipeline(IMAGENET[:-1], registry=registry)  # no normalize: views in [0, 1]
+    images = photo_like_batch(16, 48)
+    exact = pipeline.stacked_views(images, 2, seeded(3))
+    pipeline.set_compute_dtype(torch.float16)
+    half = pipeline.stacked_views(images, 2, seeded(3))
+    assert half.dtype == torch.float16 and half.shape == exact.shape
+    error = (half.float() - exact).abs()
+    bf16_rounding = (exact.bfloat16().float() - exact).abs()
+    assert error.mean() < bf16_rounding.mean(), (error.mean(), bf16_rounding.mean())
+    assert error.max() <= 5 / 255, error.max()
+
+
+def test_the_reference_pipeline_refuses_reduced_precision(registry):
+    reference = build_pipeline(IMAGENET, registry=registry, fused=False)
+    assert not reference.supports_reduced_precision
+    with pytest.raises(ValueError, match="float32 or float64 only"):
+        reference.set_compute_dtype(torch.float16)
+    reference.set_compute_dtype(torch.float32)  # what its ops do anyway: nothing changes
+    assert reference.compute_dtype is None
+    fused = build_pipeline(IMAGENET, registry=registry)
+    with pytest.raises(ValueError, match="float dtype"):
+        fused.set_compute_dtype(torch.int16)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_float16_views_stay_close_and_never_synchronise(registry):
+    cuda = torch.device("cuda")
+    pipeline = build_pipeline(IMAGENET[:-1], registry=registry).to(cuda)
+    images = photo_like_batch(64, 48).to(cuda)
+    exact = pipeline.stacked_views(images, 2, torch.Generator(cuda).manual_seed(0))
+    pipeline.set_compute_dtype(torch.float16)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        half = pipeline.stacked_views(images, 2, torch.Generator(cuda).manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    error = (half.float() - exact).abs()
+    assert error.mean() < (exact.bfloat16().float() - exact).abs().mean()
+    assert error.max() <= 5 / 255  # 0.0159 measured on an H100 (see the CPU test's docstring)
+
+
+# --- the blur as matrix products ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "taps"),
+    [((4, 3, 24, 30), (5, 7)), ((2, 1, 9, 9), (9, 9)), ((3, 3, 40, 33), (23, 3)), ((2, 3, 11, 16), (1, 5))],
+)
+def test_the_matrix_product_blur_equals_the_depthwise_convolution(shape, taps):
+    generator = seeded(7)
+    images = torch.rand(shape, generator=generator, dtype=torch.float64)
+    sigma = torch.rand(shape[0], generator=generator, dtype=torch.float64) * 2 + 0.1
+    kernel_y = fused_ops.gaussian_kernels(sigma, taps[0])
+    kernel_x = fused_ops.gaussian_kernels(0.7 * sigma, taps[1])
+    by_conv = fused_ops.separable_blur(images, kernel_y, kernel_x, method="conv")
+    by_matmul = fused_ops.separable_blur(images, kernel_y, kernel_x, method="matmul")
+    torch.testing.assert_close(by_matmul, by_conv, atol=1e-12, rtol=0)
+
+
+def test_blur_matrices_fold_the_reflected_border_in_and_keep_the_mass():
+    kernel = torch.tensor([[0.25, 0.5, 0.25]], dtype=torch.float64)
+    matrix = fused_ops.blur_matrices(kernel, 4)[0]
+    # row 0 reads pixels (reflect(-1) = 1, 0, 1); row 3 reads (2, 3, reflect(4) = 2)
+    assert matrix[0].tolist() == [0.5, 0.5, 0.0, 0.0]
+    assert matrix[3].tolist() == [0.0, 0.0, 0.5, 0.5]
+    torch.testing.assert_close(matrix.sum(dim=1), torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="too large"):
+        fused_ops.blur_matrices(torch.ones(1, 9), 4)
+
+
+def test_auto_blur_uses_matrix_products_only_for_large_kernels_on_cuda(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fused_ops, "_blur_by_matmul", lambda *args: calls.append("matmul"))
+    images = torch.rand(1, 1, 16, 16)
+    fused_ops.separable_blur(images, torch.ones(1, 9) / 9, torch.ones(1, 9) / 9)
+    assert calls == []  # on the CPU the convolution is cheaper
+    with pytest.raises(ValueError, match="unknown blur method"):
+        fused_ops.separable_blur(images, torch.ones(1, 3) / 3, torch.ones(1, 3) / 3, method="fft")
+
+
+def test_batches_below_min_values_keep_float32(registry):
+    pipeline = build_pipeline(IMAGENET[:-1], registry=registry)
+    images = photo_like_batch(4, 48)  # two views: 8 x 3 x 40 x 40 = 38,400 values
+    pipeline.set_compute_dtype(torch.float16, min_values=38_401)
+    assert pipeline.stacked_views(images, 2, seeded(0)).dtype == torch.float32
+    pipeline.set_compute_dtype(torch.float16, min_values=38_400)
+    assert pipeline.stacked_views(images, 2, seeded(0)).dtype == torch.float16

@@ -148,3 +148,25 @@ def test_activation_checkpointing_finds_the_blocks_of_the_builtin_encoders(encod
     assert checkpoint_blocks(model) == blocks
     assert set(model.state_dict()) == names
     model(torch.randn(2, 3, 32, 32)).sum().backward()
+
+
+def test_augmentation_precision_auto_is_float16_only_for_large_mixed_precision_batches_on_cuda():
+    from contrastive_core.errors import ContrastiveError
+    from contrastive_core.training_parts import (
+        AUTO_FLOAT16_MIN_VALUES,
+        AugmentationArithmetic,
+        augmentation_arithmetic,
+    )
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    large_float16 = AugmentationArithmetic(torch.float16, AUTO_FLOAT16_MIN_VALUES)
+    assert augmentation_arithmetic("auto", cuda, "bf16") == large_float16
+    assert augmentation_arithmetic("auto", cuda, "fp16") == large_float16
+    assert augmentation_arithmetic("auto", cuda, "no") == AugmentationArithmetic(torch.float32)
+    assert augmentation_arithmetic("auto", cpu, "bf16") == AugmentationArithmetic(torch.float32)
+    assert augmentation_arithmetic("fp32", cuda, "bf16") == AugmentationArithmetic(torch.float32)
+    assert augmentation_arithmetic("fp16", cpu, "bf16") == AugmentationArithmetic(torch.float16, 0)
+    with pytest.raises(ContrastiveError, match="needs run.precision"):
+        augmentation_arithmetic("fp16", cuda, "no")
+    # the two measured settings fall on either side of the threshold
+    assert 512 * 3 * 224 * 224 >= AUTO_FLOAT16_MIN_VALUES > 1024 * 3 * 32 * 32
