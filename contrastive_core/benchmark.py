@@ -336,13 +336,17 @@ def time_loader(source: LoaderBatches, batches: int, device: torch.device) -> fl
     the epoch is shorter), from starting its workers to the last batch on the device."""
     synchronize(device)
     start = time.perf_counter()
-    count = 0
+    count, end = 0, start
     for _ in source.epoch(0):
         count += 1
         if count == batches:
+            synchronize(device)
+            end = time.perf_counter()  # before the loader shuts its workers down, which waits for them
             break
-    synchronize(device)
-    return (time.perf_counter() - start) / max(count, 1)
+    else:
+        synchronize(device)
+        end = time.perf_counter()
+    return (end - start) / max(count, 1)
 
 
 def synchronize(device: torch.device) -> None:

@@ -119,8 +119,8 @@ class DecodeAhead:
     """Decodes encoded batches in a background thread, ``depth`` batches ahead of the consumer.
 
     Iterating yields ``decode(batch, device)`` for each batch of ``batches``, in order. On CUDA the
-    thread decodes on a stream of its own and records an event after each batch; the consumer's
-    stream waits for that event (on the device, the host does not block) before it uses the tensors.
+    thread decodes on a stream of its own and waits (itself, not the consumer) until each batch is
+    done before it hands it over, so the consumer's stream can use the tensors at once.
     An error in the thread (e.g. an unreadable image) is raised by the consumer at that batch. When
     the consumer stops early, the thread stops at its next batch and the loader's workers shut down.
     """
@@ -148,11 +148,13 @@ class DecodeAhead:
                     if isinstance(batch, WorkerDataError):
                         raise batch
                     images, labels = decode(batch, self.device)
-                    ready = None
                     if self._stream is not None:
-                        ready = torch.cuda.Event()
-                        ready.record(self._stream)
-                    if not self._put((images, labels, ready)):
+                        # Wait here, in this thread, until the batch is decoded. Decoders may write on
+                        # streams of their own into memory allocated on this one (torchvision's nvJPEG
+                        # decoder does), so the next batch must not start while this one's kernels
+                        # still run: its allocations could reuse memory they read.
+                        self._stream.synchronize()
+                    if not self._put((images, labels)):
                         return
             self._put(_END)
         except BaseException as error:  # handed to the consumer, who raises it
@@ -176,12 +178,11 @@ class DecodeAhead:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                images, labels, ready = item  # type: ignore[misc]
-                if ready is not None:
+                images, labels = item  # type: ignore[misc]
+                if self._stream is not None:
+                    # Decoded (the thread waited); allocated on the decoding stream, so keep their memory
+                    # from reuse until the consumer's stream is done with them.
                     consumer = torch.cuda.current_stream(self.device)
-                    consumer.wait_event(ready)
-                    # The tensors were allocated on the decoding stream; keep their memory until the
-                    # consumer's work on them is done.
                     images.record_stream(consumer)
                     labels.record_stream(consumer)
                 yield images, labels

@@ -92,20 +92,49 @@ def is_complete_jpeg(data: torch.Tensor) -> bool:
 
 def decode_jpegs(files: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
     """JPEG files' bytes (each uint8 (L,), on the CPU) decoded on ``device`` to uint8 RGB (3, H, W),
-    the whole list in one batched call; None for a file the decoder refuses."""
+    the whole list in one batched call; None for a file the decoder refuses (e.g. a CMYK JPEG on nvJPEG).
+
+    A failure of the device itself (out of memory, a CUDA error) is raised, not taken for a refusal.
+    """
     if not files:
         return []
     try:
         return list(decode_jpeg(files, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:
-        # The batched call fails as a whole; find the refused files one by one.
-        decoded: list[torch.Tensor | None] = []
-        for data in files:
-            try:
-                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
-                decoded.append(None)
-        return decoded
+    except RuntimeError as error:
+        if is_device_failure(error):
+            raise
+    # The batched call fails as a whole; find the refused files one by one.
+    decoded: list[torch.Tensor | None] = []
+    for data in files:
+        try:
+            decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError as error:
+            if is_device_failure(error):
+                raise
+            decoded.append(None)
+    refused = sum(image is None for image in decoded)
+    warnings.warn(
+        f"the {device.type} JPEG decoder refused {refused} of {len(files)} files of a batch; they are "
+        "decoded on the CPU instead (slower, same images)",
+        stacklevel=2,
+    )
+    return decoded
+
+
+def is_device_failure(error: RuntimeError) -> bool:
+    """Whether ``error`` is the device failing (out of memory, a CUDA error) rather than bad data.
+    torchvision re-raises such errors from its decoder as plain RuntimeErrors, so the text decides."""
+    text = str(error).lower()
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "cuda error" in text
+
+
+#: Decoded images are resized in groups of at most this many, which bounds the float32 copies the
+#: resize makes (torchvision resizes uint8 on CUDA through float32: 64 x 3 x 500 x 375 x 4 B = 144 MB).
+RESIZE_GROUP = 64
+
+#: With decode = "auto", a split decodes on the GPU only when at least this share of its files are
+#: JPEGs by suffix; other files go one by one through the CPU decoder in the training process.
+AUTO_MIN_JPEG_SHARE = 0.9
 
 
 class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
@@ -169,17 +198,33 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
     # --- decoding on the device (DeviceDecodable) -----------------------------------------------------
 
     def decodes_on(self, device: torch.device) -> bool:
+        """ "auto": on CUDA, for a split of (almost) only JPEG files; other files would all be decoded one
+        by one in the training process, slower than by parallel workers."""
         if self.decode == "auto":
-            return device.type == "cuda"
+            return device.type == "cuda" and self.jpeg_share >= AUTO_MIN_JPEG_SHARE
         return self.decode == "device"
 
+    @property
+    def jpeg_share(self) -> float:
+        """The fraction of the split's files named *.jpg or *.jpeg."""
+        jpegs = sum(path.suffix.lower() in (".jpg", ".jpeg") for path in self.files)
+        return jpegs / max(len(self.files), 1)
+
     def encoded_item(self, index: int) -> EncodedItem:
-        """Item ``index`` as ``(index, file bytes uint8 (L,), label)``: the only work a loader worker does."""
+        """Item ``index`` as ``(index, file bytes uint8 (L,), label)``: the only work a loader worker does.
+
+        An empty or unreadable file gives no bytes; ``decode_batch`` sends it to the CPU path, which
+        reports (or skips) the file as the worker path does."""
         try:
             data = self.files[index].read_bytes()
         except OSError:
-            data = b""  # decode_batch sends it to the CPU path, which reports the file
-        return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), int(self.labels[index])
+            data = b""
+        encoded = (
+            torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            if data
+            else torch.empty(0, dtype=torch.uint8)
+        )
+        return index, encoded, int(self.labels[index])
 
     def decode_batch(
         self, items: list[EncodedItem], device: torch.device
@@ -200,10 +245,12 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
             if image is not None:
                 by_size.setdefault(tuple(image.shape), []).append(position)
                 images[position] = image
-        for positions in by_size.values():
-            squares = to_square(torch.stack([images[p] for p in positions]), self.image_size)  # type: ignore[misc]
-            for position, square in zip(positions, squares, strict=True):
-                images[position] = square
+        for same_size in by_size.values():
+            for start in range(0, len(same_size), RESIZE_GROUP):
+                positions = same_size[start : start + RESIZE_GROUP]
+                squares = to_square(torch.stack([images[p] for p in positions]), self.image_size)  # type: ignore[misc]
+                for position, square in zip(positions, squares, strict=True):
+                    images[position] = square
         for position, image in enumerate(images):
             if image is None:
                 cpu_image, labels[position] = self[items[position][0]]

@@ -145,8 +145,8 @@ def separable_blur(
       channels of a single image, each with its sample's kernel (groups = N * C);
     * ``"matmul"``: per axis, one batched matrix product with each sample's (side, side) blur matrix,
       the kernel laid along its diagonal and the reflected border taps folded in. It does side / k
-      times the arithmetic of the convolution, but on tensor cores, where a 23-tap depthwise
-      convolution over thousands of planes is slow.
+      times the arithmetic of the convolution, but as a GEMM (tensor cores in float16, or TF32 when
+      allowed), where a 23-tap depthwise convolution over thousands of planes is slow.
 
     ``"auto"`` takes the matrix products on CUDA for kernels of at least :data:`MATMUL_BLUR_MIN_TAPS`
     taps (SimCLR's blur: 23 at 224 px) and the convolution otherwise (CPUs, small kernels).

@@ -156,6 +156,7 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         """
         ops = list(self.augmentations)
         out, shared = images, True  # shared: `out` holds the B images every view starts from
+        cropped = False  # the compute dtype applies from the crop on
         index = 0
         while index < len(ops):
             op, op_params = ops[index], params[index]
@@ -172,9 +173,10 @@ class FusedSimCLRPipeline(AugmentationPipeline):
                 if op.params.antialias:
                     out = antialias(op, out.repeat(n_views, 1, 1, 1) if shared else out, op_params)
                 out = self._in_compute_dtype(fused_ops.resized_crops(out, op_params, op.params.size, mirror))
-                shared = False
+                shared, cropped = False, True
             else:
-                out = self._in_compute_dtype(out)
+                if cropped:
+                    out = self._in_compute_dtype(out)
                 out = apply_one(op, out.repeat(n_views, 1, 1, 1) if shared else out, op_params)
                 shared = False
             index += 1

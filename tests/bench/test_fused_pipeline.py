@@ -402,7 +402,7 @@ def test_blur_matrices_fold_the_reflected_border_in_and_keep_the_mass():
         fused_ops.blur_matrices(torch.ones(1, 9), 4)
 
 
-def test_auto_blur_uses_matrix_products_only_for_large_kernels_on_cuda(monkeypatch):
+def test_auto_blur_keeps_the_convolution_on_the_cpu(monkeypatch):
     calls = []
     monkeypatch.setattr(fused_ops, "_blur_by_matmul", lambda *args: calls.append("matmul"))
     images = torch.rand(1, 1, 16, 16)
@@ -419,3 +419,26 @@ def test_batches_below_min_values_keep_float32(registry):
     assert pipeline.stacked_views(images, 2, seeded(0)).dtype == torch.float32
     pipeline.set_compute_dtype(torch.float16, min_values=38_400)
     assert pipeline.stacked_views(images, 2, seeded(0)).dtype == torch.float16
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_blur_of_simclr_size_runs_as_matrix_products_equal_to_the_convolution(monkeypatch):
+    cuda = torch.device("cuda")
+    generator = torch.Generator(cuda).manual_seed(0)
+    images = torch.rand((32, 3, 224, 224), generator=generator, device=cuda)
+    kernels = fused_ops.gaussian_kernels(torch.rand(32, generator=generator, device=cuda) * 1.9 + 0.1, 23)
+    used = []
+    original = fused_ops._blur_by_matmul
+    monkeypatch.setattr(fused_ops, "_blur_by_matmul", lambda *args: used.append(True) or original(*args))
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # full float32 products, to compare closely
+    try:
+        by_conv = fused_ops.separable_blur(images, kernels, kernels, method="conv")
+        by_matmul = fused_ops.separable_blur(images, kernels, kernels)  # "auto": 23 taps on CUDA
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    assert used == [True]
+    torch.testing.assert_close(by_matmul, by_conv, atol=1e-5, rtol=0)
+    in_half = fused_ops.separable_blur(images.half(), kernels.half(), kernels.half())
+    assert (in_half.float() - by_conv).abs().max() < 4e-3

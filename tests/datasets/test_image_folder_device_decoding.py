@@ -157,3 +157,56 @@ def test_nvjpeg_decoding_matches_the_cpu_decoder(make_dataset, photo_folder, mon
     jpegs = [index for index, path in enumerate(split.files) if path.suffix == ".jpg"]
     monkeypatch.setattr(ImageFolderSplit, "__getitem__", lambda self, i: pytest.fail("decoded on the CPU"))
     next(read_batches(split, [jpegs], cuda, 0))
+
+
+@pytest.fixture
+def folder_with_empty_and_damaged_jpegs(tmp_path, photo_folder):
+    """Three good JPEGs, an empty file and a JPEG whose markers are intact but whose data is not."""
+    folder = tmp_path / "odd" / "train" / "class_0"
+    folder.mkdir(parents=True)
+    good = sorted((photo_folder / "train").rglob("*.jpg"))[:3]
+    for path in good:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "empty.jpg").write_bytes(b"")
+    data = good[0].read_bytes()
+    (folder / "damaged.jpg").write_bytes(data[:3] + bytes(len(data) - 5) + data[-2:])
+    return tmp_path / "odd"
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_empty_and_damaged_files_are_skipped_alike_wherever_decoding_happens(
+    make_dataset, folder_with_empty_and_damaged_jpegs, num_workers
+):
+    results = {}
+    for decode in ["device", "workers"]:
+        split = split_of(make_dataset, folder_with_empty_and_damaged_jpegs, decode, on_bad_image="skip")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results[decode] = all_batches(split, num_workers=num_workers, batch=5)
+        assert sorted(path.name for path in split.bad_files) == ["damaged.jpg", "empty.jpg"]
+        if decode == "device":  # the batched decoder's refusal is reported, not silent
+            assert any("refused 1 of 4 files" in str(warning.message) for warning in caught)
+    assert torch.equal(results["device"][0], results["workers"][0])
+
+
+def test_an_empty_file_stops_the_device_path_with_its_name(make_dataset, folder_with_empty_and_damaged_jpegs):
+    split = split_of(make_dataset, folder_with_empty_and_damaged_jpegs, "device")
+    empty = [index for index, path in enumerate(split.files) if path.name == "empty.jpg"]
+    with pytest.raises(BadImageError, match="empty.jpg.*empty file"):
+        next(read_batches(split, [empty], CPU, 0))
+
+
+def test_auto_decodes_on_the_gpu_only_a_split_of_jpegs(make_dataset, photo_folder):
+    cuda = torch.device("cuda")
+    assert split_of(make_dataset, photo_folder, "auto").jpeg_share == 24 / 25
+    mixed = split_of(make_dataset, FIXTURES / "image_folder", "auto")  # 3 JPEGs, 5 PNGs
+    assert mixed.jpeg_share == 3 / 8 and not mixed.decodes_on(cuda)
+    assert split_of(make_dataset, FIXTURES / "image_folder", "device").decodes_on(cuda)
+
+
+def test_device_failures_are_raised_not_taken_for_refused_files():
+    from contrastive_plugins.datasets.image_folder import is_device_failure
+
+    assert is_device_failure(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_device_failure(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert not is_device_failure(RuntimeError("Not a JPEG file: starts with 0x89 0x50"))

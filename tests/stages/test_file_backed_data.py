@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from contrastive_core import build
+from contrastive_core import ContrastiveError, build
 from tests.stages.conftest import export_random_encoder, recipe, run
 from tests.stages.reference import plain_features, plain_knn_votes, plain_top_k
 
@@ -68,3 +68,21 @@ def test_bf16_precision_runs_every_kind_of_evaluation(registry, exported, tmp_pa
     document["run"]["precision"] = "bf16"
     results, _ = run(registry, document, tmp_path / "run")
     assert all(0 <= metrics["top1"] <= 1 for metrics in results.values())
+
+
+@pytest.mark.parametrize("decode", ["workers", "device"])
+def test_an_unreadable_image_in_an_evaluation_split_is_a_clean_error_from_workers(
+    registry, rgb_encoder, tmp_path, decode
+):
+    """Evaluation reads image folders as pretraining does: an unreadable file met by a loader worker
+    stops the stage with the dataset's own error naming the file, not a DataLoader worker traceback."""
+    from contrastive_plugins.datasets.errors import BadImageError
+
+    bad = {**FOLDER, "root": FOLDER["root"] + "_bad", "test_dir": "train", "decode": decode}
+    stage = {"type": "knn_eval", "encoder": str(rgb_encoder), "k": 1, "num_workers": 2, "eval_batch_size": 4}
+    stage["data"] = bad
+    with pytest.raises(ContrastiveError) as raised:
+        run(registry, recipe(stage, data=FOLDER), tmp_path / "run")
+    assert not isinstance(raised.value, RuntimeError)
+    assert "image_folder_bad/train/bag/" in str(raised.value)
+    assert isinstance(raised.value, BadImageError) or "worker" not in str(raised.value).lower()
