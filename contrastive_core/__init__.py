@@ -4,7 +4,7 @@ The public API of the engine:
 
 * the component kinds plugins implement: :class:`Augmentation`, :class:`Encoder`, :class:`Head`,
   :class:`Loss`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset`, :class:`Stage`, each with a
-  :class:`ComponentParams` model;
+  :class:`ComponentParams` model (:class:`ComponentTable` marks a field holding another component's table);
 * :data:`hookimpl`, the marker of plugin hook implementations;
 * :func:`get_plugin_manager` and :class:`Registry` to load plugins, :func:`build` to make a component
   from a params dict, :func:`load_recipe` / :func:`validate_recipe` for recipes.
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 from .augmentation import Augmentation
 from .build import build
 from .component import Component, ComponentParams
+from .component_table import ComponentTable
 from .dataset import Dataset
 from .encoder import Encoder
 from .errors import ContrastiveError, PluginError, Problem, RecipeError, UnknownComponentError
@@ -35,6 +36,7 @@ __all__ = [
     "Augmentation",
     "Component",
     "ComponentParams",
+    "ComponentTable",
     "ContrastiveError",
     "Dataset",
     "Encoder",

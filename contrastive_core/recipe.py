@@ -18,6 +18,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .component_table import component_table_problems
 from .errors import Problem, RecipeError, UnknownComponentError, closest
 from .overrides import Override, apply_overrides, parse_override
 from .registry import Registry
@@ -151,6 +152,7 @@ def validate_recipe(
             problems = problems_from_validation_error(error, model, data, registry)
         else:
             problems = _check_stage_requirements(recipe, registry)
+            problems += component_table_problems(recipe, registry, "")
             if not problems:
                 return recipe
     raise RecipeError(source, [_mark_override(problem, parsed) for problem in problems])

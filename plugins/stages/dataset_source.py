@@ -2,9 +2,10 @@
 
 The stage's ``data`` param is a plain table (``dict[str, Any]``), not the typed union of registered
 dataset params that the recipe's ``[data]`` is: a stage's params model is a fixed class defined when its
-plugin is imported, while that union depends on which plugins a registry loaded (it is built per
-registry when recipes are validated). So the table is validated here, when the stage starts, with the
-same messages as recipe validation and the key path of the stage (``stages[2].data.root: ...``).
+plugin is imported, while that union depends on which plugins a registry loaded. The field is marked
+:class:`~contrastive_core.ComponentTable`, so recipe validation checks the table already; it is checked
+again here, with the same messages and the stage's key path (``stages[2].data.root: ...``), for stages
+built from Python without a validated recipe.
 """
 
 from __future__ import annotations

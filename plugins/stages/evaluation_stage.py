@@ -14,12 +14,12 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import Field
 
-from contrastive_core import ComponentParams, Dataset, Encoder, Stage, StageContext
+from contrastive_core import ComponentParams, ComponentTable, Dataset, Encoder, Stage, StageContext
 from contrastive_core.accelerator import get_accelerator
 from contrastive_plugins.datasets.label_fraction import balanced_subset
 
@@ -37,9 +37,9 @@ RANDOM_INIT = "random_init_"
 class EvaluationParams(ComponentParams):
     """Params every evaluation stage has."""
 
-    data: dict[str, Any] | None = None
+    data: Annotated[dict[str, Any] | None, ComponentTable("dataset")] = None
     """A dataset table to evaluate on instead of the recipe's data section (transfer), with the same
-    keys, e.g. { type = "cifar10", root = "data/cifar10" }. Validated when the stage starts."""
+    keys, e.g. { type = "cifar10", root = "data/cifar10" }. Validated with the recipe."""
     encoder: str | None = None
     """The encoder to evaluate: the key of a preceding stage that exported one (e.g. "pretrain"), or the
     path of an exported encoder directory. Default: the nearest preceding stage that exported an encoder,

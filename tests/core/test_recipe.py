@@ -233,3 +233,35 @@ def test_error_message_names_the_file(tmp_path, toy_registry):
     with pytest.raises(RecipeError) as caught:
         load_recipe(path, registry=toy_registry)
     assert str(caught.value).splitlines()[0] == f"{path}: 1 problem"
+
+
+def test_a_component_table_inside_a_stage_is_checked_with_the_recipe():
+    """An evaluation stage's own `data` table (marked ComponentTable("dataset")) is validated with the
+    recipe, with its dotted path and the close-match suggestion, not when the stage starts."""
+    from contrastive_core import RecipeError, default_registry, validate_recipe
+
+    def recipe(data):
+        return {
+            "data": {"type": "fashion_mnist", "root": "/nowhere"},
+            "model": {"encoder": {"type": "small_cnn"}},
+            "stages": [{"type": "knn_eval", "data": data}],
+        }
+
+    with pytest.raises(RecipeError) as raised:
+        validate_recipe(recipe({"type": "cifar10", "rot": "data/cifar10"}), registry=default_registry())
+    problems = {problem.path: problem.message for problem in raised.value.problems}
+    assert problems == {
+        "stages[0].data.root": "required key is missing",
+        "stages[0].data.rot": "unknown key 'rot'; did you mean 'root'? Allowed keys: type, root, download",
+    }
+    with pytest.raises(RecipeError) as raised:
+        validate_recipe(recipe({"type": "cifar11", "root": "x"}), registry=default_registry())
+    assert (
+        raised.value.problems[0].path == "stages[0].data.type"
+        and "cifar10" in raised.value.problems[0].message
+    )
+    with pytest.raises(RecipeError) as raised:
+        validate_recipe(recipe({"root": "x"}), registry=default_registry())
+    assert raised.value.problems[0].path == "stages[0].data.type"
+    valid = validate_recipe(recipe({"type": "cifar10", "root": "data/cifar10"}), registry=default_registry())
+    assert valid.stages[0].data == {"type": "cifar10", "root": "data/cifar10"}
