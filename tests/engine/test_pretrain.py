@@ -23,7 +23,7 @@ from contrastive_core.encoder_export import load_encoder
 from contrastive_core.metrics_log import read_metrics
 from contrastive_core.runner import run_recipe
 from contrastive_plugins.stages.pretrain import NonFiniteLossError
-from tests.engine.recipes import tiny_recipe
+from tests.engine.recipes import FIXTURE, tiny_recipe
 
 BIN = Path(sys.executable).parent
 if sys.version_info >= (3, 11):
@@ -220,3 +220,33 @@ def test_online_knn_monitor_logs_to_metrics_and_agrees_with_knn_eval(tmp_path):
     # At the end the monitor sees the exported encoder on the whole fixture splits, as knn_eval does.
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert monitored[12] == pytest.approx(results["knn_eval"]["top1"])
+
+
+def test_pretraining_on_jpegs_decoded_on_the_device_equals_decoding_in_workers(tmp_path):
+    """The image-folder path end to end: with decode = "device" (workers read bytes, the training process
+    decodes each batch in a background thread; on this CPU the same libjpeg as the workers) the run
+    trains on the same images as with decode = "workers", so the loss curves are identical."""
+    from torchvision.io import encode_jpeg
+
+    from tests.datasets.reference import fashion, rgb32
+
+    images, labels = fashion("train")
+    for index in range(48):
+        folder = tmp_path / "jpegs" / "train" / f"class_{int(labels[index])}"
+        folder.mkdir(parents=True, exist_ok=True)
+        image = torch.from_numpy(rgb32(images[index]))
+        (folder / f"{index:03d}.jpg").write_bytes(encode_jpeg(image, quality=90).numpy().tobytes())
+    curves = {}
+    for decode in ("device", "workers"):
+        text = tiny_recipe(epochs=2, batch_size=16).replace(
+            'type = "fashion_mnist"', f'type = "image_folder"\nimage_size = 28\ndecode = "{decode}"'
+        )
+        text = text.replace(f'root = "{FIXTURE}"', f'root = "{tmp_path / "jpegs"}"')
+        text = text.replace("in_channels = 1", "in_channels = 3").replace(
+            "checkpoint_every_steps = 1", "checkpoint_every_steps = 1\nnum_workers = 2"
+        )
+        recipe = write(tmp_path, text, f"{decode}.toml")
+        assert cli_main(["run", str(recipe), "--out", str(tmp_path / decode)]) == 0
+        curves[decode] = losses(tmp_path / decode)
+    assert len(curves["device"]) == 6
+    assert curves["device"] == curves["workers"]
