@@ -31,6 +31,7 @@ def test_shortened_quickstart_runs_every_stage(tmp_path):
     results = run_quickstart(
         tmp_path / "run",
         f"data.root={FIXTURE}",
+        "stages[0].epochs=1",
         "stages[0].batch_size=32",
         "stages[0].checkpoint_every_steps=2",
         "stages[1].train_examples=64",

@@ -20,6 +20,7 @@ FEATURE_DIMS = {
     "resnet152": 2048,
     "wide_resnet50_2": 2048,
     "small_cnn": 128,
+    "small_resnet": 128,
 }
 
 
@@ -167,7 +168,7 @@ def test_small_cnn_exports_its_own_state_dict_and_is_no_torchvision_resnet(regis
         torchvision_state_dict(encoder)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "small_cnn"])
+@pytest.mark.parametrize("name", ["resnet18", "small_cnn", "small_resnet"])
 def test_exported_weights_round_trip_through_safetensors(registry, tmp_path, name):
     source = build_encoder(registry, type=name, in_channels=1)
     train_batch_norm_statistics(source, in_channels=1)
@@ -210,3 +211,41 @@ def test_global_batchnorm_encoder_exports_torchvision_keys(registry, device, nor
     assert {t.__name__ for t in batch_norm_types(encoder)} == {norm}
     plain = plain_torchvision_resnet18()
     plain.load_state_dict(torchvision_state_dict(encoder), strict=True)
+
+
+def test_small_resnet_has_a_stride_2_stem_and_one_residual_block_per_stage(registry):
+    encoder = build_encoder(registry, type="small_resnet", in_channels=1)
+    assert encoder.stem[0].stride == (2, 2) and encoder.stem[0].in_channels == 1
+    assert [block.conv1.stride for block in encoder.stages] == [(1, 1), (2, 2), (2, 2)]
+    # the first block keeps its channels (identity shortcut); the others project with a strided 1x1 conv
+    assert isinstance(encoder.stages[0].shortcut, nn.Identity)
+    assert [block.shortcut[0].stride for block in encoder.stages[1:]] == [(2, 2), (2, 2)]
+    with torch.no_grad():
+        encoder.eval()
+        trunk = encoder.stages(encoder.stem(torch.randn(1, 1, 28, 28)))
+    assert tuple(trunk.shape) == (1, 128, 4, 4)  # 28 -> 14 -> 14 -> 7 -> 4
+    deeper = build_encoder(registry, type="small_resnet", widths=[8, 16], blocks_per_stage=2)
+    assert len(deeper.stages) == 4 and deeper.feature_dim == 16
+
+
+def test_small_resnet_blocks_add_their_shortcut(registry):
+    """With zero_init_residual every block starts as relu(shortcut(x)): for the identity shortcut of the
+    first block on non-negative inputs, exactly its input."""
+    encoder = build_encoder(registry, type="small_resnet", zero_init_residual=True).eval()
+    block = encoder.stages[0]
+    assert torch.all(block.bn2.weight == 0)
+    x = torch.rand(2, 32, 14, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x)
+        projected = encoder.stages[1]
+        torch.testing.assert_close(projected(x), torch.relu(projected.shortcut(x)))
+
+
+def test_small_resnet_trains_end_to_end(registry):
+    torch.manual_seed(0)
+    encoder = build_encoder(registry, type="small_resnet", widths=[8, 16], in_channels=1)
+    h = encoder(torch.randn(4, 1, 28, 28))
+    assert h.shape == (4, 16) == (4, encoder.feature_dim)
+    h.square().mean().backward()
+    for name, parameter in encoder.named_parameters():
+        assert parameter.grad is not None and torch.count_nonzero(parameter.grad) > 0, name

@@ -1,11 +1,12 @@
-"""SimCLR encoders f(.): torchvision ResNets and a small CPU-friendly CNN; weight export for downstream use."""
+"""SimCLR encoders f(.): torchvision ResNets and two small CPU-friendly ones; weight export for downstream use."""
 
 from .export import torchvision_state_dict
 from .resnet import RESNET_ENCODERS, ResNetEncoder, ResNetParams
 from .small_cnn import SmallCNN
+from .small_resnet import SmallResNet
 
 #: Every encoder the SimCLR plugin set registers (plugin.py returns this list).
-ENCODERS: list[type] = [*RESNET_ENCODERS, SmallCNN]
+ENCODERS: list[type] = [*RESNET_ENCODERS, SmallCNN, SmallResNet]
 
 __all__ = [
     "ENCODERS",
@@ -13,5 +14,6 @@ __all__ = [
     "ResNetEncoder",
     "ResNetParams",
     "SmallCNN",
+    "SmallResNet",
     "torchvision_state_dict",
 ]
