@@ -23,8 +23,10 @@ from contrastive_core import ComponentParams, ComponentTable, Dataset, Encoder, 
 from contrastive_core.accelerator import get_accelerator
 from contrastive_plugins.datasets.label_fraction import balanced_subset
 
+from . import features
 from .dataset_source import evaluation_dataset
 from .encoder_source import EncoderSource, random_init_like, resolve_encoder
+from .frozen_encoder import FrozenEncoderCheck
 from .labelled_split import LabelledSplit
 from .lsi import LsiRole, lsi_metrics
 from .preprocessing import EvalPreprocessing, recipe_normalization
@@ -109,10 +111,38 @@ class EvaluationSetup:
         indices = balanced_subset(split.labels, self.train_examples / len(split), self.seed)
         return split.restricted(indices)
 
+    def frozen_features(
+        self, encoder: Encoder, train_split: str, test_split: str, stage: str
+    ) -> FrozenFeatures:
+        """Features of the (possibly subsetted) training split and of the test split under ``encoder``,
+        which is moved to the device, used in eval mode without gradients, and verified unchanged
+        afterwards (every parameter and buffer; ``stage`` names the stage in the error)."""
+        encoder.to(self.device)
+        frozen = FrozenEncoderCheck(encoder)
+        train, test = self.train_split(train_split), self.split(test_split)
+        options = {"batch_size": self.eval_batch_size, "precision": self.precision}
+        train_features, train_labels = features.compute_features(
+            encoder, train, self.preprocessing, **options
+        )
+        test_features, test_labels = features.compute_features(encoder, test, self.preprocessing, **options)
+        frozen.verify(encoder, f"{self.where} {stage}")
+        return FrozenFeatures(train_features, train_labels, test_features, test_labels, train.num_classes)
+
     def artifact(self, variant: str, filename: str) -> tuple[str, Path]:
         """(artifact name, path in the stage directory) of a file of ``variant`` (MAIN or RANDOM_INIT)."""
         stem = filename.split(".")[0]
         return variant + stem, self.context.stage_dir / (variant + filename)
+
+
+@dataclass
+class FrozenFeatures:
+    """Frozen-encoder features float32 (N, d) with labels int64 (N,) of a training and a test split."""
+
+    train_features: torch.Tensor
+    train_labels: torch.Tensor
+    test_features: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
 
 
 class EvaluationStage(Stage):

@@ -17,9 +17,7 @@ from pydantic import Field
 
 from contrastive_core import Encoder
 
-from . import features
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage, RandomInitBaselineParams
-from .frozen_encoder import FrozenEncoderCheck
 from .metrics import TopKAccuracy
 
 
@@ -87,21 +85,13 @@ class KnnEval(EvaluationStage):
 
     def evaluate(self, encoder: Encoder, setup: EvaluationSetup, variant: str) -> dict[str, Any]:
         params = self.params
-        encoder.to(setup.device)
-        frozen = FrozenEncoderCheck(encoder)
-        train, test = setup.train_split(params.train_split), setup.split(params.test_split)
-        options = {"batch_size": setup.eval_batch_size, "precision": setup.precision}
-        train_features, train_labels = features.compute_features(
-            encoder, train, setup.preprocessing, **options
-        )
-        test_features, test_labels = features.compute_features(encoder, test, setup.preprocessing, **options)
-        frozen.verify(encoder, f"{setup.where} knn_eval")
+        data = setup.frozen_features(encoder, params.train_split, params.test_split, "knn_eval")
         return knn_accuracy(
-            train_features,
-            train_labels,
-            test_features,
-            test_labels,
-            num_classes=train.num_classes,
+            data.train_features,
+            data.train_labels,
+            data.test_features,
+            data.test_labels,
+            num_classes=data.num_classes,
             k=params.k,
             temperature=params.temperature,
             query_batch_size=params.query_batch_size,

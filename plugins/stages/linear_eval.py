@@ -27,9 +27,7 @@ from torch import nn
 from contrastive_core import Encoder
 from contrastive_core.atomic import write_atomic
 
-from . import features
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage, RandomInitBaselineParams
-from .frozen_encoder import FrozenEncoderCheck
 from .metrics import TopKAccuracy
 
 FeatureNorm = Literal["standardize", "l2", "none"]
@@ -130,19 +128,12 @@ class LinearEval(EvaluationStage):
 
     def evaluate(self, encoder: Encoder, setup: EvaluationSetup, variant: str) -> dict[str, Any]:
         params = self.params
-        encoder.to(setup.device)
-        frozen = FrozenEncoderCheck(encoder)
-        train, test = setup.train_split(params.train_split), setup.split(params.test_split)
-        options = {"batch_size": setup.eval_batch_size, "precision": setup.precision}
-        train_features, train_labels = features.compute_features(
-            encoder, train, setup.preprocessing, **options
-        )
-        test_features, test_labels = features.compute_features(encoder, test, setup.preprocessing, **options)
-        normalization = FeatureNormalization(params.feature_norm, train_features)
+        data = setup.frozen_features(encoder, params.train_split, params.test_split, "linear_eval")
+        normalization = FeatureNormalization(params.feature_norm, data.train_features)
         classifier = train_linear_classifier(
-            normalization(train_features),
-            train_labels,
-            train.num_classes,
+            normalization(data.train_features),
+            data.train_labels,
+            data.num_classes,
             epochs=params.epochs,
             batch_size=params.batch_size,
             lr=params.lr,
@@ -152,8 +143,7 @@ class LinearEval(EvaluationStage):
         )
         accuracy = TopKAccuracy()
         with torch.no_grad():
-            accuracy.update(classifier(normalization(test_features)), test_labels)
-        frozen.verify(encoder, f"{setup.where} linear_eval")
+            accuracy.update(classifier(normalization(data.test_features)), data.test_labels)
         self._save_classifier(classifier, normalization, setup, variant)
         return accuracy.compute()
 
