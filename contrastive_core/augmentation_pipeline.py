@@ -48,12 +48,15 @@ class AugmentationPipeline(nn.Module):
         launches, where the extra conversions cost more than they save (measured on an H100:
         docs/performance.md).
         """
-        if dtype is not None and not dtype.is_floating_point:
-            raise ValueError(f"the pixel arithmetic needs a float dtype, not {dtype}")
-        if dtype is not None and dtype.itemsize < 4 and not self.supports_reduced_precision:
-            raise ValueError(f"{type(self).__name__} computes in float32 or float64 only, not {dtype}")
-        if dtype is not None and not self.supports_reduced_precision:
-            dtype = None  # the ops compute in their input's dtype, float32 for the engine's uint8 batches
+        if dtype is not None:
+            if not dtype.is_floating_point:
+                raise ValueError(f"the pixel arithmetic needs a float dtype, not {dtype}")
+            if not self.supports_reduced_precision:
+                if dtype.itemsize < 4:
+                    raise ValueError(
+                        f"{type(self).__name__} computes in float32 or float64 only, not {dtype}"
+                    )
+                dtype = None  # the ops compute in their input's dtype, float32 for the engine's uint8 batches
         self.compute_dtype = dtype
         self.compute_dtype_min_values = min_values
 

@@ -178,9 +178,7 @@ def run_benchmark(
         fused_augmentations=fused,
         channels_last=stage.channels_last,
         activation_checkpointing=stage.activation_checkpointing,
-        augmentation=augmentation_arithmetic(
-            getattr(stage, "augmentation_precision", "fp32"), device, recipe.run.precision
-        ),
+        augmentation=augmentation_arithmetic(stage.augmentation_precision, device, recipe.run.precision),
         warn=report,
     )
     model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn

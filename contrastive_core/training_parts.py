@@ -65,8 +65,8 @@ def build_training_parts(
     ``batch_size`` is the global batch (for learning-rate scaling); ``global_batchnorm`` converts every
     BatchNorm layer to its cross-process version (callers pass it only with several processes).
     ``augmentation`` (see :func:`augmentation_arithmetic`; float32 when None) is used by pipelines that
-    support reduced precision; the op-by-op pipeline stays in float32. Compiling is left to the caller, after any check
-    that runs the model once.
+    support reduced precision; the op-by-op pipeline stays in float32. Compiling is left to the caller,
+    after any check that runs the model once.
     """
     encoder = build("encoder", recipe.model.encoder, registry=registry)
     head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)

@@ -19,8 +19,9 @@ and changes only how their parameters are applied:
 Reduced precision: :meth:`~AugmentationPipeline.set_compute_dtype` (float16) runs every op after the
 crop in half precision, which halves the memory traffic of the colour and blur passes; the crop's
 resampling stays in float32 because its grid coordinates need more than float16's 11 significant bits
-(0.1 pixel at 256 px). The pretrain stage turns it on for bf16/fp16 runs on CUDA, where the encoder
-rounds its input to bf16 (8 significant bits) at its first convolution anyway.
+(0.1 pixel at 256 px). The pretrain stage turns it on for bf16/fp16 runs on CUDA, for batches of views
+of at least 2^24 values (smaller ones are launch-bound), where the encoder rounds its input to bf16
+(8 significant bits) at its first convolution anyway.
 
 Step 2 is a pure function of the images and the parameters, with no branching on tensor values and no
 host synchronisation, so :meth:`compile_transforms` can hand it to ``torch.compile`` whole. Step 1
