@@ -3,7 +3,7 @@
 The public API of the engine:
 
 * the component kinds plugins implement: :class:`Augmentation`, :class:`Encoder`, :class:`Head`,
-  :class:`Loss`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset`, :class:`Stage`, each with a
+  :class:`Loss`, :class:`Method`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset`, :class:`Stage`, each with a
   :class:`ComponentParams` model (:class:`ComponentTable` marks a field holding another component's table);
 * :data:`hookimpl`, the marker of plugin hook implementations;
 * :func:`get_plugin_manager` and :class:`Registry` to load plugins, :func:`build` to make a component
@@ -23,6 +23,7 @@ from .head import Head
 from .hookspecs import hookimpl, hookspec
 from .kinds import KINDS
 from .loss import Loss
+from .method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from .optimizer import Optimizer
 from .plugin_manager import ENTRY_POINT_GROUP, PluginManager, get_plugin_manager
 from .recipe import load_recipe, recipe_model, validate_recipe
@@ -42,6 +43,9 @@ __all__ = [
     "Encoder",
     "Head",
     "Loss",
+    "Method",
+    "MethodOutput",
+    "MethodParts",
     "Optimizer",
     "PluginError",
     "PluginManager",
@@ -51,7 +55,9 @@ __all__ = [
     "Scheduler",
     "Stage",
     "StageContext",
+    "StepProgress",
     "UnknownComponentError",
+    "ViewGroup",
     "__version__",
     "build",
     "default_registry",

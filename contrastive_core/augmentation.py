@@ -29,3 +29,8 @@ class Augmentation(Component, nn.Module):
     @abstractmethod
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """images: (B, C, H, W) float in [0, 1] -> (B, C, H', W') float, same device and dtype."""
+
+    def undo_for_display(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The images as they were before this op, for ``contrastive preview``; None where it cannot be
+        undone (random ops). A deterministic standardisation returns ``images * std + mean``."""
+        return None

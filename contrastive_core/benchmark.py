@@ -51,10 +51,12 @@ from .accelerator import get_accelerator
 from .build import build
 from .errors import ContrastiveError
 from .file_batches import DeviceDecodable
+from .method import StepProgress
+from .random_state import augmentation_generator
 from .registry import Registry
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 from .training_parts import augmentation_arithmetic, build_training_parts
-from .training_step import ContrastiveStep
+from .training_step import TrainingStep
 
 #: The bare step's NT-Xent temperature and SGD settings, as in shared/anchors/gpu_anchor.py (the values
 #: do not change the cost).
@@ -154,8 +156,8 @@ def run_benchmark(
     recipe_path: str | Path = "recipe",
     report: Callable[[str], None] = lambda line: None,
 ) -> BenchmarkResult:
-    """Measure the six parts (see the module docstring) for ``recipe``; ``report`` hears progress lines."""
-    stage = pretrain_stage(recipe)
+    """Measure the parts (see the module docstring) for ``recipe``; ``report`` hears progress lines."""
+    stage = training_stage(recipe, registry)
     accelerator = get_accelerator(recipe.run)
     if accelerator.num_processes > 1:
         raise ContrastiveError("contrastive bench measures one process; run it without a launcher")
@@ -181,18 +183,18 @@ def run_benchmark(
         augmentation=augmentation_arithmetic(stage.augmentation_precision, device, recipe.run.precision),
         warn=report,
     )
-    model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
-    optimizer, scheduler = parts.optimizer, parts.scheduler
+    method, optimizer, scheduler = parts.method, parts.optimizer, parts.scheduler
     if stage.compile:
-        model.encoder.compile()
-        pipeline.compile_transforms()
-    generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + 1)
-    train_model, optimizer = accelerator.prepare(model, optimizer)
-    train_model.train()
-    training_step = ContrastiveStep(
-        pipeline,
-        train_model,
-        loss_fn,
+        method.encoder.compile()
+        for pipeline in parts.views.values():
+            pipeline.compile_transforms()
+    generator = augmentation_generator(recipe.run.seed, device)
+    train_method, optimizer = accelerator.prepare(method, optimizer)
+    train_method.train()
+    training_step = TrainingStep(
+        parts.views,
+        train_method,
+        method,
         optimizer,
         scheduler,
         accelerator,
@@ -200,45 +202,54 @@ def run_benchmark(
         channels_last=stage.channels_last,
         grad_clip_norm=stage.grad_clip_norm,
     )
+    total_steps = stage.epochs * order.steps_per_epoch
+    progress = StepProgress(
+        0, total_steps, order.steps_per_epoch
+    )  # the schedules' values do not change the cost
 
-    # --- one real step's tensors: the batch, its views, projections and gradients -------------------
+    # --- one real step's tensors: the batch, its views and the gradients -----------------------------
     images = next(batches)
-    with torch.no_grad():
-        sample_views = pipeline.stacked_views(images, 2, generator)
+    sample_views = training_step.make_views(images)
     with accelerator.autocast():
-        sample_z = train_model(sample_views)
-    accelerator.backward(loss_fn(*sample_z.chunk(2)))
+        accelerator.backward(train_method(sample_views, progress).loss)
     # Kept aside: the full step sets gradients to None, the optimizer part puts these back each step.
-    gradients = [(p, p.grad) for p in train_model.parameters() if p.grad is not None]
-    projections = torch.randn_like(sample_z.detach()).requires_grad_()
+    gradients = [(p, p.grad) for p in method.trainable().parameters() if p.grad is not None]
+    views_per_image = parts.views_per_image
+    view_text = " + ".join(f"{name} x {pipeline.view_count}" for name, pipeline in parts.views.items())
 
     def augmentation() -> None:
-        with torch.no_grad():
-            pipeline.stacked_views(images, 2, generator)
-
-    def loss_alone() -> None:
-        projections.grad = None
-        accelerator.backward(loss_fn(*projections.chunk(2)))
+        training_step.make_views(images)
 
     def optimizer_step() -> None:
         for parameter, gradient in gradients:
             parameter.grad = gradient
         optimizer.step()
 
-    parts = {
+    timed = {
         "data": _Part(f"next batch of {batch} images ({source_description})", lambda: next(batches)),
-        "augmentation": _Part(f"{type(pipeline).__name__}: 2 views of {batch} uint8 images", augmentation),
-        "loss": _Part(f"{recipe.loss.type} fwd+bwd on {tuple(sample_z.shape)} projections", loss_alone),
-        "optimizer": _Part(f"{recipe.optimizer.type} step over the model's gradients", optimizer_step),
+        "augmentation": _Part(
+            f"{', '.join(sorted({type(p).__name__ for p in parts.views.values()}))}: {view_text} views of "
+            f"{batch} uint8 images",
+            augmentation,
+        ),
+    }
+    loss_part = _loss_part(recipe, method, accelerator, sample_views, batch)
+    if loss_part is not None:
+        timed["loss"] = loss_part
+    timed |= {
+        "optimizer": _Part(f"{recipe.optimizer.type} step over the method's gradients", optimizer_step),
         "bare": _Part(
             "encoder + head fwd+bwd + SGD + NT-Xent on pre-made views",
-            _bare_step(train_model, accelerator, sample_views, stage.channels_last),
+            _bare_step(method, accelerator, sample_views, stage.channels_last),
         ),
-        "full": _Part("next batch + the pretrain stage's step", lambda: training_step(next(batches))),
+        "full": _Part(
+            "next batch + the pretrain stage's step",
+            lambda: training_step(next(batches), progress),
+        ),
     }
     loader_fed = isinstance(source, LoaderBatches)
     timings = time_interleaved(
-        {name: part.step for name, part in parts.items() if not (loader_fed and name == "data")},
+        {name: part.step for name, part in timed.items() if not (loader_fed and name == "data")},
         warmup=settings.warmup,
         steps=settings.steps,
         rounds=settings.rounds,
@@ -249,8 +260,9 @@ def run_benchmark(
     if loader_fed:
         report(f"timing the loader alone: {settings.steps} consecutive batches of a fresh epoch")
         timings["data"] = [time_loader(source, settings.steps, device)]
-        timings = {name: timings[name] for name in parts}  # the parts' order
-    views = 2 * batch
+        timings = {name: timings[name] for name in timed}  # the parts' order
+    views = views_per_image * batch
+    first_views = next(iter(sample_views.values()))
     result = BenchmarkResult(
         machine=machine,
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -261,24 +273,26 @@ def run_benchmark(
             "rounds": min(settings.rounds, settings.steps),
             "batch_size": batch,
             "views_per_step": views,
+            "view_groups": {name: pipeline.view_count for name, pipeline in parts.views.items()},
             "data": source_description,
             "images": list(images.shape[1:]),
-            "views": list(sample_views.shape[1:]),
+            "views": list(first_views.shape[1:]),
+            "method": recipe.method.type,
             "encoder": recipe.model.encoder.type,
             "precision": recipe.run.precision,
             "channels_last": stage.channels_last,
             "compile": stage.compile,
             "fused_augmentations": fused,
-            "pipeline": type(pipeline).__name__,
-            "augmentation_dtype": str(sample_views.dtype).removeprefix("torch."),
+            "pipeline": type(next(iter(parts.views.values()))).__name__,
+            "augmentation_dtype": str(first_views.dtype).removeprefix("torch."),
             "optimizer": recipe.optimizer.type,
-            "loss": recipe.loss.type,
+            "loss": recipe.loss.type if recipe.loss is not None else None,
             "torch_threads": torch.get_num_threads(),
         },
     )
     if device.type == "cuda":
         result.settings["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    for name, part in parts.items():
+    for name, part in timed.items():
         rounds = timings[name]
         result.measurements[name] = Measurement(
             name, part.description, statistics.median(rounds), views, rounds
@@ -286,14 +300,34 @@ def run_benchmark(
     return result
 
 
-def pretrain_stage(recipe: BaseModel) -> BaseModel:
-    """The recipe's first ``pretrain`` stage, whose settings (batch size, precision...) are benchmarked."""
+def training_stage(recipe: BaseModel, registry: Registry) -> BaseModel:
+    """The recipe's first stage that trains the method (its class sets ``trains_method``, as the
+    ``pretrain`` stage does), whose settings (batch size, precision...) are benchmarked."""
     for stage in recipe.stages:
-        if stage.type == "pretrain":
+        if getattr(registry.get("stage", stage.type), "trains_method", False):
             return stage
     raise ContrastiveError(
-        "contrastive bench measures the pretrain step, and the recipe has no pretrain stage"
+        "contrastive bench measures the training step, and the recipe has no stage that trains its method "
+        "(such as pretrain)"
     )
+
+
+def _loss_part(
+    recipe: BaseModel, method: nn.Module, accelerator: Any, views: dict[str, torch.Tensor], batch: int
+) -> _Part | None:
+    """The recipe's ``[loss]`` alone, forward and backward on random two-view projections of the head's
+    size; None when the method takes no loss from the recipe."""
+    loss_fn, head = getattr(method, "loss", None), getattr(method, "head", None)
+    if recipe.loss is None or loss_fn is None or head is None:
+        return None
+    first = next(iter(views.values()))
+    projections = torch.randn(2 * batch, head.out_dim, device=first.device).requires_grad_()
+
+    def loss_alone() -> None:
+        projections.grad = None
+        accelerator.backward(loss_fn(*projections.chunk(2)))
+
+    return _Part(f"{recipe.loss.type} fwd+bwd on {tuple(projections.shape)} projections", loss_alone)
 
 
 def time_interleaved(
@@ -365,18 +399,26 @@ def plain_nt_xent(z: torch.Tensor, temperature: float = BARE_TEMPERATURE) -> tor
 
 
 def _bare_step(
-    model: nn.Module, accelerator: Any, views: torch.Tensor, channels_last: bool
+    method: nn.Module, accelerator: Any, views: dict[str, torch.Tensor], channels_last: bool
 ) -> Callable[[], None]:
-    """The anchor's bare encoder step on fixed random views shaped like the pipeline's output."""
-    inputs = torch.rand_like(views)
+    """The anchor's bare encoder step: the method's encoder (and head) on fixed random views shaped like
+    every view group's, plain NT-Xent over each group's first two views, SGD with momentum."""
+    encoder, head = method.encoder, getattr(method, "head", None)
+    inputs = [torch.rand_like(group) for group in views.values()]
     if channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    sgd = torch.optim.SGD(model.parameters(), **BARE_SGD)
+        inputs = [group.contiguous(memory_format=torch.channels_last) for group in inputs]
+    trained = [p for p in encoder.parameters()] + ([p for p in head.parameters()] if head is not None else [])
+    sgd = torch.optim.SGD(trained, **BARE_SGD)
 
     def step() -> None:
-        with accelerator.autocast():
-            z = model(inputs)
-        plain_nt_xent(z).backward()
+        total = 0
+        for group in inputs:
+            with accelerator.autocast():
+                z = encoder(group)
+                if head is not None:
+                    z = head(z)
+            total = total + plain_nt_xent(z)
+        total.backward()
         sgd.step()
         sgd.zero_grad(set_to_none=True)
 

@@ -22,6 +22,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
+def register_methods() -> list[type]:
+    """Return :class:`contrastive_core.Method` subclasses (self-supervised methods: views, networks, objective)."""
+
+
+@hookspec
 def register_augmentations() -> list[type]:
     """Return :class:`contrastive_core.Augmentation` subclasses (batched, per-sample random image ops)."""
 

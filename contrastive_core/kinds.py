@@ -11,6 +11,7 @@ from .encoder import Encoder
 from .errors import ContrastiveError
 from .head import Head
 from .loss import Loss
+from .method import Method
 from .optimizer import Optimizer
 from .scheduler import Scheduler
 from .stage import Stage
@@ -33,6 +34,7 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
+        KindSpec("method", Method, "register_methods", "methods"),
         KindSpec("augmentation", Augmentation, "register_augmentations", "augmentations"),
         KindSpec("encoder", Encoder, "register_encoders", "encoders"),
         KindSpec("head", Head, "register_heads", "heads"),

@@ -21,3 +21,17 @@ def restore_rng(state: dict[str, Any], augmentation_generator: torch.Generator) 
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     augmentation_generator.set_state(state["augmentation"])
+
+
+#: Seeds of ``torch.Generator.manual_seed`` are taken modulo 2^64 here, so every recipe seed works.
+_SEED_MODULUS = 2**64
+
+
+def augmentation_generator(seed: int, device: torch.device, rank: int = 0) -> torch.Generator:
+    """The generator process ``rank`` draws its augmentations from, for the recipe's ``seed``.
+
+    Each process draws its own views; the seed makes them reproducible. The formula keeps these
+    generators apart from the global one seeded with ``seed`` itself (7919 is prime), and is taken
+    modulo 2^64 so that large seeds cannot overflow.
+    """
+    return torch.Generator(device=device).manual_seed((seed * 7919 + rank + 1) % _SEED_MODULUS)

@@ -1,7 +1,8 @@
 """Typed TOML recipes: the recipe model assembled from the registered params models, and validation.
 
-A recipe has shared sections (``[run]``, ``[data]``, ``[[augmentations]]``, ``[model.encoder]``,
-``[model.head]``, ``[loss]``, ``[optimizer]``, ``[scheduler]``) and an ordered ``[[stages]]`` list.
+A recipe has shared sections (``[run]``, ``[data]``, ``[method]``, ``[[augmentations]]`` or
+``[[views]]``, ``[model.encoder]``, ``[model.head]``, ``[model.predictor]``, ``[loss]``, ``[optimizer]``,
+``[scheduler]``) and an ordered ``[[stages]]`` list.
 Each component section is a discriminated union on ``type`` over every registered class of its kind,
 so a third-party component is usable in a recipe without any change here. Errors are reported with the
 file, the dotted key path and a suggestion; nothing in a recipe is ever imported or evaluated.
@@ -23,6 +24,7 @@ from .errors import Problem, RecipeError, UnknownComponentError, closest
 from .overrides import Override, apply_overrides, parse_override
 from .registry import Registry
 from .run_settings import RunSettings
+from .view_groups import method_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,12 +33,13 @@ else:  # pragma: no cover
 
 #: Recipe sections that hold one component, with the kind they hold.
 COMPONENT_SECTIONS = {
+    "method": "method",
     "data": "dataset",
     "loss": "loss",
     "optimizer": "optimizer",
     "scheduler": "scheduler",
 }
-MODEL_SECTIONS = {"encoder": "encoder", "head": "head"}
+MODEL_SECTIONS = {"encoder": "encoder", "head": "head", "predictor": "head"}
 LIST_SECTIONS = {"augmentations": "augmentation", "stages": "stage"}
 
 Recipe = BaseModel  # the concrete class is built per registry by recipe_model(); this names the type
@@ -67,8 +70,36 @@ def recipe_model(registry: Registry) -> type[BaseModel]:
         __doc__="The network trained by pretraining: encoder f and projection head g.",
         encoder=(encoder if encoder is not None else None, Field(..., description="The encoder f.")),
         head=optional("head", "The projection head g (pretraining only; evaluation uses the encoder)."),
+        predictor=optional(
+            "head",
+            "The predictor q on top of the head, for methods that use one (BYOL, MoCo v3); built with "
+            "in_dim = the head's out_dim.",
+        ),
     )
     augmentation = _union(registry, "augmentation")
+    augmentation_list = list[augmentation] if augmentation is not None else list[None]
+    view_group = create_model(
+        "ViewGroupTable",
+        __config__=config,
+        __doc__="One group of views of every image, made by one augmentation list (see docs/methods.md).",
+        name=(str, Field(..., description="The group's name, one of the method's groups (e.g. 'global').")),
+        count=(
+            int | None,
+            Field(None, ge=1, description="Views of every image in this group; default: the method's."),
+        ),
+        augmentations=(
+            augmentation_list,
+            Field(..., min_length=1, description="The augmentation list making each view of the group."),
+        ),
+        per_view=(
+            list[dict[str, dict[str, Any]]],
+            Field(
+                default_factory=list,
+                description="Per-view changes of the list's ops, one table per view keyed by op type, e.g. "
+                "[{gaussian_blur = {p = 1.0}}, {gaussian_blur = {p = 0.1}}] (BYOL's asymmetric views).",
+            ),
+        ),
+    )
     stage = _union(registry, "stage")
     model = create_model(
         "Recipe",
@@ -76,14 +107,23 @@ def recipe_model(registry: Registry) -> type[BaseModel]:
         __doc__="A contrastive recipe: shared components and the ordered list of stages to run.",
         run=(RunSettings, Field(default_factory=RunSettings, description="Settings of the whole run.")),
         data=optional("dataset", "The dataset pretraining and (by default) evaluation use."),
+        method=optional("method", "The self-supervised method: its views, networks and objective."),
         augmentations=(
-            list[augmentation] if augmentation is not None else list[None],
+            augmentation_list,
             Field(
                 default_factory=list,
-                description="The augmentation pipeline, applied in order to make each view.",
+                description="The augmentation pipeline, applied in order to make each view (of every view "
+                "group of the method; [[views]] gives groups their own lists instead).",
             ),
         ),
-        model=(model_section | None, Field(None, description="Encoder and projection head.")),
+        views=(
+            list[view_group],
+            Field(
+                default_factory=list,
+                description="View groups with their own augmentation lists (multi-crop, asymmetric views).",
+            ),
+        ),
+        model=(model_section | None, Field(None, description="Encoder, projection head and predictor.")),
         loss=optional("loss", "The self-supervised loss."),
         optimizer=optional("optimizer", "The optimizer of pretraining."),
         scheduler=optional("scheduler", "The learning-rate schedule of pretraining."),
@@ -152,6 +192,8 @@ def validate_recipe(
             problems = problems_from_validation_error(error, model, data, registry)
         else:
             problems = _check_stage_requirements(recipe, registry)
+            if recipe.method is not None:
+                problems += method_problems(recipe, registry)
             problems += component_table_problems(recipe, registry, "")
             if not problems:
                 return recipe
@@ -173,6 +215,15 @@ def _component_positions(data: Mapping[str, Any]) -> list[tuple[tuple[str | int,
         items = data.get(section)
         if isinstance(items, list):
             positions.extend(((section, index), kind, item) for index, item in enumerate(items))
+    groups = data.get("views")
+    if isinstance(groups, list):
+        for group_index, group in enumerate(groups):
+            items = group.get("augmentations") if isinstance(group, Mapping) else None
+            if isinstance(items, list):
+                positions.extend(
+                    (("views", group_index, "augmentations", index), "augmentation", item)
+                    for index, item in enumerate(items)
+                )
     return positions
 
 
@@ -204,12 +255,14 @@ def _check_stage_requirements(recipe: BaseModel, registry: Registry) -> list[Pro
             for part in section.split("."):
                 value = getattr(value, part, None)
             if value is None or value == []:
-                problems.append(
-                    Problem(
-                        f"stages[{index}]",
-                        f"stage {stage.type!r} needs [{section}], which the recipe does not have",
+                message = f"stage {stage.type!r} needs [{section}], which the recipe does not have"
+                if section == "method":
+                    message += (
+                        ". A recipe names its self-supervised method in a table of its own, e.g. "
+                        '[method] type = "simclr" above [loss] (registered methods: '
+                        f"{', '.join(registry.names('method')) or 'none'})"
                     )
-                )
+                problems.append(Problem(f"stages[{index}]", message))
     return problems
 
 

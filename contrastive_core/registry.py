@@ -129,6 +129,9 @@ def _check_component(component: object, kind: str, base: type) -> str | None:
         return f"{label}.Params must declare `type: Literal[{name!r}]`"
     if params.model_config.get("extra") != "forbid":
         return f"{label}.Params must forbid unknown keys (model_config extra='forbid')"
+    definition_problem = getattr(component, "definition_problem", None)
+    if definition_problem is not None and (problem := definition_problem()):
+        return problem
     undocumented = [f for f, info in params.model_fields.items() if f != "type" and not info.description]
     if undocumented:
         return f"{label}.Params fields need a description (a docstring under the field): {', '.join(undocumented)}"

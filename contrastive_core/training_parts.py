@@ -1,7 +1,7 @@
 """The parts of a contrastive training step, built from a recipe in one place.
 
 The ``pretrain`` stage and ``contrastive bench`` both build them here, so the benchmark measures exactly
-the model, augmentation pipeline, loss, optimizer and schedule that training runs.
+the method (its networks, state and loss), view pipelines, optimizer and schedule that training runs.
 """
 
 from __future__ import annotations
@@ -12,37 +12,33 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel
-from torch import nn
 
 from .activation_checkpointing import checkpoint_blocks
-from .augmentation_pipeline import AugmentationPipeline, build_pipeline
+from .augmentation_pipeline import AugmentationPipeline, build_view_pipeline
 from .build import build
 from .errors import ContrastiveError
 from .global_batch_norm import convert_to_global_batchnorm
+from .method import Method, MethodParts
 from .registry import Registry
-
-
-class EncoderWithHead(nn.Module):
-    """z = g(f(x)): the encoder f followed by the projection head g; ``(B, C, H, W) -> (B, out_dim)``."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(images))
+from .view_groups import resolve_view_groups
 
 
 @dataclass
 class TrainingParts:
-    """What one training step uses, on the training device (not yet prepared by Accelerate)."""
+    """What one training step uses, on the training device (not yet prepared by Accelerate).
 
-    model: EncoderWithHead
-    pipeline: AugmentationPipeline
-    loss_fn: nn.Module
+    ``views``: one augmentation pipeline per view group of the method, in the method's group order.
+    """
+
+    method: Method
+    views: dict[str, AugmentationPipeline]
     optimizer: torch.optim.Optimizer
     scheduler: Any | None
+
+    @property
+    def views_per_image(self) -> int:
+        """Views made of every image per step, over all groups (what throughput counts)."""
+        return sum(pipeline.view_count for pipeline in self.views.values())
 
 
 def build_training_parts(
@@ -60,29 +56,47 @@ def build_training_parts(
     augmentation: AugmentationArithmetic | None = None,
     warn: Callable[[str], None] = lambda text: None,
 ) -> TrainingParts:
-    """Build the recipe's encoder + head, augmentation pipeline, loss, optimizer and schedule.
+    """Build the recipe's method (with its encoder, head, predictor and loss), view pipelines, optimizer
+    and schedule.
 
-    ``batch_size`` is the global batch (for learning-rate scaling); ``global_batchnorm`` converts every
-    BatchNorm layer to its cross-process version (callers pass it only with several processes).
+    The components are built in a fixed order (encoder, head, predictor, loss, method) after the caller
+    seeds torch, so every process starts from the same weights. ``batch_size`` is the global batch (for
+    learning-rate scaling); ``global_batchnorm`` converts every BatchNorm layer, momentum targets'
+    included, to its cross-process version (callers pass it only with several processes).
     ``augmentation`` (see :func:`augmentation_arithmetic`; float32 when None) is used by pipelines that
     support reduced precision; the op-by-op pipeline stays in float32. Compiling is left to the caller,
     after any check that runs the model once.
     """
     encoder = build("encoder", recipe.model.encoder, registry=registry)
-    head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
-    model = EncoderWithHead(encoder, head)
+    head = predictor = loss = None
+    if recipe.model.head is not None:
+        head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
+    if recipe.model.predictor is not None:
+        predictor = build("head", recipe.model.predictor, registry=registry, in_dim=head.out_dim)
+    if recipe.loss is not None:
+        loss = build("loss", recipe.loss, registry=registry)
+    method = build(
+        "method",
+        recipe.method,
+        registry=registry,
+        parts=MethodParts(encoder=encoder, head=head, predictor=predictor, loss=loss),
+    )
     if global_batchnorm:
-        model = convert_to_global_batchnorm(model, device)
-    if activation_checkpointing and checkpoint_blocks(model.encoder) == 0:
+        method = convert_to_global_batchnorm(method, device)
+    if activation_checkpointing and checkpoint_blocks(method.encoder) == 0:
         warn(f"activation checkpointing: encoder {encoder.name!r} has no blocks to checkpoint")
-    model.to(device)
+    method.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
-    pipeline = build_pipeline(recipe.augmentations, registry=registry, fused=fused_augmentations).to(device)
-    if augmentation is not None and pipeline.supports_reduced_precision:
-        pipeline.set_compute_dtype(augmentation.dtype, min_values=augmentation.min_values)
-    loss_fn = build("loss", recipe.loss, registry=registry).to(device)
-    optimizer = build("optimizer", recipe.optimizer, registry=registry, model=model, batch_size=batch_size)
+        method.to(memory_format=torch.channels_last)
+    views: dict[str, AugmentationPipeline] = {}
+    for group in resolve_view_groups(recipe, registry):
+        pipeline = build_view_pipeline(group.per_view, registry, fused=fused_augmentations).to(device)
+        if augmentation is not None and pipeline.supports_reduced_precision:
+            pipeline.set_compute_dtype(augmentation.dtype, min_values=augmentation.min_values)
+        views[group.name] = pipeline
+    optimizer = build(
+        "optimizer", recipe.optimizer, registry=registry, model=method.trainable(), batch_size=batch_size
+    )
     scheduler = None
     if recipe.scheduler is not None:
         scheduler = build(
@@ -93,7 +107,7 @@ def build_training_parts(
             total_steps=total_steps,
             steps_per_epoch=steps_per_epoch,
         )
-    return TrainingParts(model, pipeline, loss_fn, optimizer, scheduler)
+    return TrainingParts(method, views, optimizer, scheduler)
 
 
 #: With ``augmentation_precision = "auto"``, batches of views with fewer values than this stay in float32.

@@ -95,9 +95,11 @@ def component_sections() -> list[tuple[str, str]]:
     """(recipe section, component kind) in the order a recipe is usually written."""
     order = [
         "data",
+        "method",
         "augmentations",
         "model.encoder",
         "model.head",
+        "model.predictor",
         "loss",
         "optimizer",
         "scheduler",
@@ -141,11 +143,14 @@ def section_rows(recipe: type[BaseModel]) -> list[tuple[str, str, str, str, str]
 
 
 def stage_requirements(registry: Registry) -> dict[str, list[str]]:
-    """Section -> the stages that need it (their ``requires``)."""
+    """Section -> the stages (their ``requires``) and methods (``method X``: theirs) that need it."""
     needs: dict[str, list[str]] = {}
     for registration in registry.registrations("stage"):
         for section in registration.cls.requires:
             needs.setdefault(section, []).append(registration.cls.name)
+    for registration in registry.registrations("method"):
+        for section in registration.cls.requires:
+            needs.setdefault(section, []).append(f"method {registration.cls.name}")
     return needs
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from tests.engine.recipes import tiny_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 PACKAGE = Path(__file__).parent / "example_plugin"
 BIN = Path(sys.executable).parent
@@ -98,3 +105,168 @@ def test_its_loss_matches_a_direct_computation(installed_example_plugin):
     torch.testing.assert_close(
         loss(z_a, z_b).double(), torch.tensor(total / 10, dtype=torch.float64), rtol=1e-5, atol=1e-6
     )
+
+
+# ------------------------------------------------------------------- the example's stateful method
+
+
+def method_recipe(*, epochs: int = 3, augmentations: str = "crop", extra_method: str = "") -> str:
+    """tiny_recipe with the example's momentum_predictor method: a predictor instead of a loss."""
+    text = tiny_recipe(epochs=epochs, augmentations=augmentations, lr=0.2)
+    text = text.replace('[method]\ntype = "simclr"', f'[method]\ntype = "momentum_predictor"\n{extra_method}')
+    text = text.replace('[loss]\ntype = "nt_xent"\ntemperature = 0.5\n', "")
+    return text.replace(
+        "[optimizer]", '[model.predictor]\ntype = "mlp"\nhidden_dim = 32\nout_dim = 16\n\n[optimizer]'
+    )
+
+
+def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The method's whole state (online, target, centre) in the run's last checkpoint."""
+    from contrastive_core.checkpoint import load_file
+
+    last = sorted((run_dir / "pretrain" / "checkpoints").glob("step-*"))[-1]
+    return load_file(last / "state.pt")["method"]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    from contrastive_core.metrics_log import read_metrics
+
+    return read_metrics(run_dir / "pretrain" / "metrics.jsonl")
+
+
+def test_its_method_trains_through_the_real_command(installed_example_plugin, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(method_recipe(epochs=2))
+    result = contrastive("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "method 'momentum_predictor': global x 2 views" in result.stdout
+    state = final_state(tmp_path / "run")
+    # The target network and the centre are checkpointed with the online network, the online one once.
+    assert any(key.startswith("target.network.") for key in state)
+    assert "centre" in state and float(state["centre"].norm()) > 0
+    assert not any(key.startswith("target.online") for key in state)
+    # The target moved towards the online network but is not equal to it (momentum < 1).
+    online = {
+        key.removeprefix("encoder."): value for key, value in state.items() if key.startswith("encoder.")
+    }
+    target = {
+        key.removeprefix("target.network.0."): value
+        for key, value in state.items()
+        if key.startswith("target.network.0.")
+    }
+    assert online.keys() == target.keys()
+    assert any(
+        not torch.equal(online[name], target[name]) for name in online if online[name].is_floating_point()
+    )
+    records = metrics(tmp_path / "run")
+    assert all("centre_norm" in record for record in records)
+    # A loss the method does not use is refused with its dotted path.
+    recipe.write_text(method_recipe().replace("[optimizer]", '[loss]\ntype = "nt_xent"\n\n[optimizer]'))
+    refused = contrastive("validate", str(recipe))
+    assert refused.returncode == 2
+    assert "loss: method 'momentum_predictor' does not use [loss]; remove it" in refused.stderr
+
+
+def test_its_method_resumes_bit_exactly_after_sigkill(installed_example_plugin, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(method_recipe(epochs=3))  # 12 steps, a checkpoint after every step
+    reference = contrastive("run", str(recipe), "--out", str(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    kill_after = random.Random().randint(2, 10)
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [str(BIN / "contrastive"), "run", str(recipe), "--out", str(interrupted)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    target = interrupted / "pretrain" / "checkpoints" / f"step-{kill_after:08d}"
+    deadline = time.monotonic() + 120
+    while not target.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    resumed = contrastive("run", str(recipe), "--out", str(interrupted))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    expected, actual = final_state(tmp_path / "reference"), final_state(interrupted)
+    assert expected.keys() == actual.keys()
+    for name in expected:  # online and target weights, BN statistics, the centre
+        assert torch.equal(expected[name], actual[name]), f"{name} differs (killed after step {kill_after})"
+    assert [r["loss"] for r in metrics(interrupted)] == [r["loss"] for r in metrics(tmp_path / "reference")]
+
+
+def test_its_method_on_two_processes_equals_one_process(installed_example_plugin, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(method_recipe(epochs=2, augmentations="none"))
+    single = contrastive("run", str(recipe), "--out", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+    command = [
+        str(BIN / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "contrastive_core.cli",
+        "run",
+        str(recipe),
+    ]
+    double = subprocess.run(
+        [*command, "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    torch.testing.assert_close([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4, atol=1e-5)
+    # The centre is all-reduced, so the state each process holds is the one-process state.
+    for name, value in final_state(tmp_path / "one").items():
+        if value.is_floating_point():
+            torch.testing.assert_close(final_state(tmp_path / "two")[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_its_frozen_predictor_stays_still_for_its_steps_then_trains(installed_example_plugin):
+    from contrastive_core import Registry, StepProgress, get_plugin_manager, validate_recipe
+    from contrastive_core.accelerator import get_accelerator
+    from contrastive_core.random_state import augmentation_generator
+    from contrastive_core.training_parts import build_training_parts
+    from contrastive_core.training_step import TrainingStep
+
+    registry = Registry.from_plugin_manager(get_plugin_manager())
+    recipe = validate_recipe(
+        tomllib.loads(method_recipe(extra_method="freeze_predictor_steps = 3")), registry=registry
+    )
+    accelerator = get_accelerator(recipe.run)
+    torch.manual_seed(0)
+    parts = build_training_parts(
+        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=6, steps_per_epoch=6
+    )
+    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
+    step = TrainingStep(
+        parts.views,
+        method,
+        parts.method,
+        optimizer,
+        parts.scheduler,
+        accelerator,
+        augmentation_generator(0, "cpu"),
+    )
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+
+    def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in module.parameters()]
+
+    predictor, encoder = [snapshot(parts.method.predictor)], [snapshot(parts.method.encoder)]
+    for done in range(6):
+        step(images, StepProgress(done, 6, 6))
+        predictor.append(snapshot(parts.method.predictor))
+        encoder.append(snapshot(parts.method.encoder))
+
+    def moved(history: list[list[torch.Tensor]], index: int) -> bool:
+        return any(not torch.equal(a, b) for a, b in zip(history[index], history[index + 1], strict=True))
+
+    assert [moved(predictor, index) for index in range(6)] == [False, False, False, True, True, True]
+    assert all(moved(encoder, index) for index in range(6))  # the rest trains throughout

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from contrastive_core import default_registry, hookspecs, load_recipe, recipe_model
+from contrastive_core import KINDS, default_registry, hookspecs, load_recipe, recipe_model
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = [
@@ -26,7 +26,7 @@ else:  # pragma: no cover
 
 
 def test_there_is_a_hook_per_component_kind():
-    assert len(HOOKS) == 8
+    assert len(HOOKS) == len(KINDS) == 9
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -1,9 +1,10 @@
 """``contrastive preview RECIPE``: a PNG grid of dataset images and their augmented views.
 
-Each row is one image of the recipe's dataset followed by views drawn by the recipe's augmentation
-pipeline, built by the same :func:`~contrastive_core.augmentation_pipeline.build_pipeline` as the
-pretrain stage. So the picture shows what the model will be trained on (SimCLR, Chen et al. 2020,
-Sec. 2.1: two views ``t(x), t'(x)`` per image) before any GPU time is spent.
+Each row is one image of the recipe's dataset followed by its views: every view group of the recipe's
+method (SimCLR's two views ``t(x), t'(x)``, Chen et al. 2020, Sec. 2.1; BYOL's two asymmetric views;
+DINO's global and local crops), drawn by the pipelines the pretrain stage builds, with the same code.
+So the picture shows what the model will be trained on before any GPU time is spent. A recipe without
+``[method]`` shows ``--views`` views of its ``[[augmentations]]`` list.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import argparse
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel
 from rich.console import Console
 from torchvision.io import write_png
 
-from ..augmentation_pipeline import AugmentationPipeline, build_pipeline
+from ..augmentation_pipeline import AugmentationPipeline, build_pipeline, build_view_pipeline
 from ..build import build
 from ..cli import registry_from_args
 from ..errors import ContrastiveError
 from ..image_grid import auto_scale, image_grid, to_display_uint8
 from ..recipe import load_recipe
 from ..registry import Registry
-
-#: Augmentations of this type standardise pixels; trailing ones are undone for display (see below).
-NORMALIZE = "normalize"
+from ..view_groups import resolve_view_groups
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,7 +38,13 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     preview.add_argument("recipe", type=Path, help="the recipe TOML file")
     preview.add_argument("--n", type=positive_int, default=8, help="images (rows) to show (default: 8)")
-    preview.add_argument("--views", type=positive_int, default=4, help="views per image (default: 4)")
+    preview.add_argument(
+        "--views",
+        type=positive_int,
+        default=4,
+        help="views of every image per view group of the method (default: 4); a group whose views have "
+        "lists of their own shows them in turn",
+    )
     preview.add_argument(
         "--out",
         type=Path,
@@ -68,31 +74,65 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 def run_preview(args: argparse.Namespace, console: Console) -> int:
     registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
-    pretrain = pretrain_stage(recipe)
+    pretrain = training_stage(recipe, registry)
     split = args.split or getattr(pretrain, "split", "train")
     images = sample_images(recipe, registry, split, args.n)
     # Fused or op by op, as the pretrain stage builds it (the two draw the same views up to rounding).
     fused = getattr(pretrain, "fused_augmentations", True)
-    pipeline = build_pipeline(recipe.augmentations, registry=registry, fused=fused)
+    groups = resolve_view_groups(recipe, registry) if recipe.method is not None else []
     generator = torch.Generator().manual_seed(recipe.run.seed)
+    views: list[torch.Tensor] = []
     with torch.no_grad():
-        views = [displayable(view, pipeline) for view in pipeline.views(images, args.views, generator)]
+        if not groups:
+            pipeline = build_pipeline(recipe.augmentations, registry=registry, fused=fused)
+            views = [displayable(view, pipeline) for view in pipeline.views(images, args.views, generator)]
+        for group in groups:
+            if all(view == group.per_view[0] for view in group.per_view):
+                # One list for every view of the group: draw --views of them at once.
+                pipeline = build_pipeline(group.per_view[0], registry=registry, fused=fused)
+                drawn = pipeline.views(images, args.views, generator)
+            else:
+                # Views with their own lists (BYOL's): whole draws of the group until --views are shown.
+                pipeline = build_view_pipeline(group.per_view, registry, fused=fused)
+                drawn = []
+                while len(drawn) < args.views:
+                    drawn += pipeline.views(images, None, generator)
+                drawn = drawn[: args.views]
+            views += [displayable(view, pipeline) for view in drawn]
+    side = max(max(view.shape[-2:]) for view in views)
+    views = [view if max(view.shape[-2:]) == side else enlarged(view, side) for view in views]
     rows = [[images[index], *(view[index] for view in views)] for index in range(len(images))]
     grid = image_grid(rows, scale=args.scale or auto_scale(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_png(grid, str(args.out))
-    if not recipe.augmentations:
+    if not recipe.augmentations and not recipe.views:
         console.print("[yellow]the recipe has no [[augmentations]]: every view equals its image[/yellow]")
     console.print(
         f"wrote {args.out} ({len(images)} images from {recipe.data.type} '{split}', each followed by "
-        f"{args.views} views; {grid.shape[2]}x{grid.shape[1]} pixels)"
+        f"{len(views)} views; {grid.shape[2]}x{grid.shape[1]} pixels)"
     )
     return 0
 
 
-def pretrain_stage(recipe: BaseModel) -> BaseModel | None:
-    """The params of the recipe's first pretrain stage, whose split and pipeline the preview follows."""
-    return next((stage for stage in recipe.stages if stage.type == "pretrain"), None)
+def training_stage(recipe: BaseModel, registry: Registry) -> BaseModel | None:
+    """The params of the recipe's first stage that trains the method (its class sets ``trains_method``),
+    whose split and pipeline the preview follows."""
+    return next(
+        (
+            stage
+            for stage in recipe.stages
+            if getattr(registry.get("stage", stage.type), "trains_method", False)
+        ),
+        None,
+    )
+
+
+def enlarged(views: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 views (B, C, h, w) scaled up (nearest pixel) so that their longer side is ``side``."""
+    height, width = views.shape[-2:]
+    factor = side / max(height, width)
+    size = (round(height * factor), round(width * factor))
+    return F.interpolate(views.float(), size=size, mode="nearest").round().to(torch.uint8)
 
 
 def sample_images(recipe: BaseModel, registry: Registry, split: str, n: int) -> torch.Tensor:
@@ -115,16 +155,16 @@ def sample_images(recipe: BaseModel, registry: Registry, split: str, n: int) -> 
 def displayable(views: torch.Tensor, pipeline: AugmentationPipeline) -> torch.Tensor:
     """Views (B, C, H, W) as the pipeline made them -> uint8 for a PNG.
 
-    A pipeline usually ends by standardising pixels, ``(x - mean) / std``, which leaves [0, 1]; those
-    trailing ``normalize`` ops are inverted here so the picture shows the pixels before standardisation
-    (what the eye can judge). Anything else outside [0, 1] is clipped.
+    A pipeline usually ends by standardising pixels, ``(x - mean) / std``, which leaves [0, 1]; trailing
+    ops that can be undone for display (:meth:`~contrastive_core.augmentation.Augmentation.undo_for_display`)
+    are undone here so the picture shows the pixels before standardisation (what the eye can judge).
+    Anything else outside [0, 1] is clipped.
     """
     for augmentation in reversed(list(pipeline.augmentations)):
-        if getattr(augmentation.params, "type", None) != NORMALIZE:
+        undone = augmentation.undo_for_display(views)
+        if undone is None:
             break
-        mean = torch.tensor(augmentation.params.mean, dtype=views.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(augmentation.params.std, dtype=views.dtype).view(1, -1, 1, 1)
-        views = views * std + mean
+        views = undone
     return to_display_uint8(views)
 
 

@@ -31,6 +31,14 @@ dozen small kernels per view, independent of the image size.
 ``build_pipeline`` picks this class automatically when every op of a recipe's list is one of the
 registered SimCLR ops it reproduces (with any of their parameters); a list with any other op, or
 ``fused_augmentations = false`` in the pretrain stage, runs the ops one by one.
+
+View groups with per-view op lists (``build_view_pipeline``; e.g. BYOL's two views, which blur and
+solarize with different probabilities) are fused too: step 1 draws view v with view v's own ops, in the
+same view-by-view order, and step 2 stays one transform over all V B rows. That is only possible when
+the views' ops differ in what step 1 draws per sample, not in what step 2 reads from the ops
+(:func:`transform_structure`: output size, anti-aliasing, blur kernel, active jitter ops, solarize
+threshold, normalize statistics); :meth:`FusedSimCLRPipeline.fuse_views` refuses any other group,
+which then runs op by op.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
 from contrastive_core.augmentation import Augmentation
 from contrastive_core.augmentation_pipeline import AugmentationPipeline, to_unit_float
@@ -80,11 +89,41 @@ class FusedSimCLRPipeline(AugmentationPipeline):
 
     supports_reduced_precision = True
 
-    def __init__(self, augmentations: Sequence[Augmentation]) -> None:
-        unsupported = [type(op).__name__ for op in augmentations if type(op) not in FUSABLE_OPS]
+    def __init__(
+        self,
+        augmentations: Sequence[Augmentation],
+        *,
+        view_augmentations: Sequence[Sequence[Augmentation]] | None = None,
+    ) -> None:
+        """``augmentations``: the op list every view runs, which :meth:`transform` follows.
+
+        ``view_augmentations``: for a view group with per-view op lists, the V lists (V >= 2) whose ops
+        draw view v's parameters; each must have the :func:`transform_structure` of ``augmentations``
+        (ValueError otherwise), which the group's transform applies to all V views at once. The
+        pipeline then makes exactly V views (``view_count``).
+        """
+        lists = [augmentations, *(view_augmentations or ())]
+        unsupported = sorted(
+            {type(op).__name__ for ops in lists for op in ops if type(op) not in FUSABLE_OPS}
+        )
         if unsupported:
             raise TypeError(f"FusedSimCLRPipeline cannot reproduce {', '.join(unsupported)}")
         super().__init__(augmentations)
+        #: Per view group: one op list per view, which draws that view's parameters; None: every view
+        #: draws with :attr:`augmentations`.
+        self.view_augmentations: nn.ModuleList | None = None
+        if view_augmentations is not None:
+            if len(view_augmentations) < 2:
+                raise ValueError(f"a per-view pipeline needs at least 2 views, got {len(view_augmentations)}")
+            structure = [transform_structure(op) for op in augmentations]
+            for view, ops in enumerate(view_augmentations):
+                if [transform_structure(op) for op in ops] != structure:
+                    raise ValueError(
+                        f"view {view}'s ops differ from the transform's in what the transform reads "
+                        "(see transform_structure); such a group cannot be fused"
+                    )
+            self.view_augmentations = nn.ModuleList(nn.ModuleList(ops) for ops in view_augmentations)
+            self.view_count = len(view_augmentations)
         self._transform: Callable[[torch.Tensor, list[Params], int], torch.Tensor] = self.transform
 
     @classmethod
@@ -94,24 +133,55 @@ class FusedSimCLRPipeline(AugmentationPipeline):
             return None
         return cls(augmentations)
 
+    @classmethod
+    def fuse_views(cls, view_augmentations: Sequence[Sequence[Augmentation]]) -> FusedSimCLRPipeline | None:
+        """One pipeline for a view group with per-view op lists (V >= 2, same op types in the same order),
+        or None when some op is not one it reproduces or the views differ in what the transform reads.
+
+        Fusable: differences in the per-sample draws only (probabilities, sampling ranges, jitter
+        amounts with the same ops active). Not fusable: differences in :func:`transform_structure`.
+        """
+        if len(view_augmentations) < 2 or not view_augmentations[0]:
+            return None
+        if any(type(op) not in FUSABLE_OPS for ops in view_augmentations for op in ops):
+            return None
+        first = view_augmentations[0]
+        structure = [transform_structure(op) for op in first]
+        if any([transform_structure(op) for op in ops] != structure for ops in view_augmentations):
+            return None
+        return cls(first, view_augmentations=view_augmentations)
+
     # ------------------------------------------------------------------------------ interface
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float."""
-        return self.stacked_views(images, 1, generator)
+        """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float.
+
+        A per-view group's views come only together (:meth:`stacked_views`): ValueError.
+        """
+        if self.view_augmentations is not None:
+            raise ValueError(
+                f"this pipeline makes the {self.view_count} different views of its group together: "
+                "call views() or stacked_views()"
+            )
+        return self._stacked(images, 1, generator)
 
     def views(
-        self, images: torch.Tensor, n_views: int = 2, generator: torch.Generator | None = None
+        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
     ) -> list[torch.Tensor]:
         """``n_views`` views, each (B, C, H', W'): the consecutive row blocks of :meth:`stacked_views`."""
-        return list(self.stacked_views(images, n_views, generator).chunk(n_views))
+        n_views = self.resolve_n_views(n_views)
+        return list(self._stacked(images, n_views, generator).chunk(n_views))
 
     def stacked_views(
-        self, images: torch.Tensor, n_views: int = 2, generator: torch.Generator | None = None
+        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """(B, C, H, W) -> (n_views * B, C, H', W') float; rows v B ... (v + 1) B - 1 are view v."""
-        if n_views < 1:
-            raise ValueError(f"n_views must be at least 1, got {n_views}")
+        """(B, C, H, W) -> (n_views * B, C, H', W') float; rows v B ... (v + 1) B - 1 are view v.
+
+        ``n_views``: None means ``view_count`` (2 when unset); a group's pipeline takes no other number.
+        """
+        return self._stacked(images, self.resolve_n_views(n_views), generator)
+
+    def _stacked(self, images: torch.Tensor, n_views: int, generator: torch.Generator | None) -> torch.Tensor:
         images = to_unit_float(images)
         params = self.sample_params(images.shape, n_views, images.device, generator)
         return self._transform(images, params, n_views)
@@ -132,13 +202,22 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         """Every op's parameters for ``n_views`` views of a (B, C, H, W) batch, one dict per op.
 
         Drawn by the ops' own ``sample_params``, view by view and op by op as the op-by-op pipeline
-        draws them; each dict holds the op's tensors of all views concatenated, (n_views * B, ...).
+        draws them (for a per-view group, view v by view v's own ops, and ``n_views`` must be V); each
+        dict holds the op's tensors of all views concatenated, (n_views * B, ...). The order is what
+        makes the views equal to the op-by-op pipeline's from the same generator: both consume one
+        random stream, so any other order would hand each op different numbers.
         """
+        if self.view_augmentations is None:
+            view_ops = [self.augmentations] * n_views
+        elif n_views == len(self.view_augmentations):
+            view_ops = list(self.view_augmentations)
+        else:
+            raise ValueError(f"this pipeline draws {len(self.view_augmentations)} views, not {n_views}")
         per_view: list[list[Params]] = []
-        for _ in range(n_views):
+        for ops in view_ops:
             shape = batch_shape
             drawn = []
-            for op in self.augmentations:
+            for op in ops:
                 drawn.append(op.sample_params(shape, device, generator))
                 shape = output_shape(op, shape)
             per_view.append(drawn)
@@ -153,7 +232,9 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         """Apply every op with its ``params`` (from :meth:`sample_params`) to float (B, C, H, W) images.
 
         Returns (n_views * B, C, H', W'). Until the first random op all views are still equal, so the B
-        source images are carried once, and the crop reads them once for all views.
+        source images are carried once, and the crop reads them once for all views. Only the
+        :func:`transform_structure` of :attr:`augmentations` is read from the ops; everything else comes
+        per sample from ``params``, which is why one transform serves a per-view group.
         """
         ops = list(self.augmentations)
         out, shared = images, True  # shared: `out` holds the B images every view starts from
@@ -187,6 +268,36 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         if self.compute_dtype is None or images.numel() < self.compute_dtype_min_values:
             return images  # (a shape test: static, so no synchronisation and no graph break)
         return images.to(self.compute_dtype)
+
+
+def transform_structure(op: Augmentation) -> tuple:
+    """What :meth:`FusedSimCLRPipeline.transform` (with :func:`apply_one`, :func:`antialias`,
+    :func:`normalize`, :func:`output_shape`) reads from ``op`` itself rather than from its sampled
+    parameters: the views of a fused group must agree on it, since one transform runs all of them.
+
+    * crop: ``size`` (output shape, anti-aliasing sigmas and kernel) and ``antialias`` (whether that
+      blur runs); ``scale`` and ``ratio`` only shape the drawn boxes;
+    * colour jitter: which of the four ops are active (amount > 0; the transform's branches), not the
+      amounts themselves, which only set the ranges of the drawn factors;
+    * blur: ``kernel_fraction``, which sets the kernel size (``sigma`` and ``p`` are drawn); two
+      fractions may give one kernel size at some image size, but that size is known only per batch;
+    * solarize: ``threshold``, a constant of the transform (``p`` is drawn);
+    * normalize: ``mean`` and ``std``;
+    * flip, grayscale: nothing but the type (``p`` is drawn).
+    """
+    if isinstance(op, RandomResizedCrop):
+        details: tuple = (op.params.size, op.params.antialias)
+    elif isinstance(op, ColorJitter):
+        details = tuple(op.amounts[name] > 0 for name in JITTER_OPS)
+    elif isinstance(op, GaussianBlur):
+        details = (op.params.kernel_fraction,)
+    elif isinstance(op, Solarize):
+        details = (float(op.params.threshold),)
+    elif isinstance(op, Normalize):
+        details = (tuple(op.params.mean), tuple(op.params.std))
+    else:
+        details = ()
+    return (type(op), *details)
 
 
 def output_shape(op: Augmentation, shape: torch.Size) -> torch.Size:

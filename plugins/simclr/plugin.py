@@ -6,6 +6,13 @@ from contrastive_core import hookimpl
 
 
 @hookimpl
+def register_methods() -> list[type]:
+    from .method import SimCLR
+
+    return [SimCLR]
+
+
+@hookimpl
 def register_augmentations() -> list[type]:
     from .augmentations import AUGMENTATIONS
 

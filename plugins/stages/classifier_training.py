@@ -24,7 +24,7 @@ from torch import nn
 from contrastive_core import ComponentParams, Encoder
 from contrastive_core.checkpoint import CheckpointManager
 from contrastive_core.interrupt import StopRequest, TrainingInterrupted
-from contrastive_core.random_state import capture_rng, restore_rng
+from contrastive_core.random_state import augmentation_generator, capture_rng, restore_rng
 from contrastive_core.training_batches import GlobalBatchOrder
 
 from .evaluation_stage import EvaluationSetup
@@ -124,7 +124,7 @@ def train_and_test(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
     )
     scaler = grad_scaler(device, setup.precision)
-    generator = torch.Generator(device=device).manual_seed(seed * 7919 + 1)
+    generator = augmentation_generator(seed, device)
 
     # Only the main process writes; every process resumes from the main process's checkpoints (they all
     # run the same computation, see evaluation_stage).

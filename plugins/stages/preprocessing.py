@@ -29,12 +29,10 @@ TRAINING_CROP_SCALE = (0.08, 1.0)
 
 
 def recipe_normalization(recipe: Recipe, registry: Registry) -> list[Augmentation]:
-    """The recipe's ``normalize`` augmentation ops, built (usually one: the pipeline's last step)."""
-    return [
-        build("augmentation", params, registry=registry)
-        for params in recipe.augmentations
-        if params.type == NORMALIZE
-    ]
+    """The recipe's ``normalize`` augmentation ops, built (usually one: the pipeline's last step), from
+    ``[[augmentations]]`` or else the first ``[[views]]`` group's list."""
+    ops = recipe.augmentations or (recipe.views[0].augmentations if recipe.views else [])
+    return [build("augmentation", params, registry=registry) for params in ops if params.type == NORMALIZE]
 
 
 class EvalPreprocessing(nn.Module):

@@ -1,9 +1,10 @@
-"""The ``pretrain`` stage: SimCLR training (Chen et al. 2020, Algorithm 1; the seed's Algorithm 2).
+"""The ``pretrain`` stage: self-supervised training of the recipe's method (SimCLR, BYOL, ...).
 
-Read top to bottom: set up (data, model, optimizer, resume), then the loop. The training step itself
-(:class:`contrastive_core.training_step.ContrastiveStep`, shared with ``contrastive bench``) is plain
-code with no hooks or callbacks: augment the uint8 batch into two views on the device, encode both
-views in one forward pass, compute the loss on the projections, step the optimizer and the schedule.
+Read top to bottom: set up (data, method, optimizer, resume), then the loop. The training step itself
+(:class:`contrastive_core.training_step.TrainingStep`, shared with ``contrastive bench``) is plain
+code with no hooks or callbacks: augment the uint8 batch into each view group's views on the device,
+run the method (its networks and loss), backward, step the optimizer and the schedule, move the
+momentum targets.
 Everything else (logging, checkpoints, stop requests) happens between steps and only every
 N steps touches values on the device, so the step issues no host-device synchronisation.
 """
@@ -25,12 +26,13 @@ from contrastive_core.checkpoint import CheckpointManager
 from contrastive_core.encoder_export import export_encoder, exported_files
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.interrupt import StopRequest, TrainingInterrupted
+from contrastive_core.method import StepProgress
 from contrastive_core.metrics_log import MetricsLog, read_metrics
 from contrastive_core.progress import TrainingProgress
-from contrastive_core.random_state import capture_rng, restore_rng
+from contrastive_core.random_state import augmentation_generator, capture_rng, restore_rng
 from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 from contrastive_core.training_parts import augmentation_arithmetic, build_training_parts
-from contrastive_core.training_step import ContrastiveStep
+from contrastive_core.training_step import TrainingStep
 
 from .knn_monitor import KnnMonitor
 
@@ -50,7 +52,7 @@ class PretrainParams(ComponentParams):
     epochs: int = Field(100, ge=1)
     """Passes over the training split (the paper: 100 to 800 on ImageNet)."""
     batch_size: int = Field(256, ge=2)
-    """Global batch size N (images; each gives two views), divided evenly over the processes."""
+    """Global batch size N (images; each gives the method's views), divided evenly over the processes."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimiser steps even if epochs remain (for quick runs); the schedule spans it."""
     split: str = "train"
@@ -95,11 +97,13 @@ class PretrainParams(ComponentParams):
 
 
 class Pretrain(Stage):
-    """Self-supervised pretraining of the recipe's encoder and head with its augmentations and loss."""
+    """Self-supervised pretraining with the recipe's method, views, networks and loss; exports the encoder."""
 
     name = "pretrain"
     Params = PretrainParams
-    requires = ("data", "augmentations", "model", "model.head", "loss", "optimizer")
+    requires = ("data", "method", "model", "optimizer")
+    #: ``contrastive bench`` and ``contrastive preview`` follow the first stage that trains the method.
+    trains_method = True
 
     def run(self, context: StageContext) -> dict[str, Any]:
         params, recipe, registry = self.params, context.recipe, context.registry
@@ -112,7 +116,7 @@ class Pretrain(Stage):
         local_batch = params.batch_size // world
         say(
             f"global batch {params.batch_size} = {world} process{'es' if world > 1 else ''} x {local_batch} "
-            f"images (x2 views) on {device}, precision {recipe.run.precision}"
+            f"images on {device}, precision {recipe.run.precision}"
         )
 
         # --- data: uint8 images; augmentation happens on the device inside the step -----------------
@@ -132,7 +136,7 @@ class Pretrain(Stage):
         if params.max_steps is not None:
             total_steps = min(total_steps, params.max_steps)
 
-        # --- model, augmentations, loss, optimizer, schedule ---------------------------------------
+        # --- method (networks, loss, state), view pipelines, optimizer, schedule --------------------
         torch.manual_seed(recipe.run.seed)  # identical initial weights in every process
         parts = build_training_parts(
             recipe,
@@ -148,13 +152,19 @@ class Pretrain(Stage):
             augmentation=augmentation_arithmetic(params.augmentation_precision, device, recipe.run.precision),
             warn=lambda text: say(Text(text, style="yellow")),
         )
-        model, pipeline, loss_fn = parts.model, parts.pipeline, parts.loss_fn
-        optimizer, scheduler = parts.optimizer, parts.scheduler
+        method, optimizer, scheduler = parts.method, parts.optimizer, parts.scheduler
+        views_per_step = parts.views_per_image * params.batch_size
+        say(
+            f"method {recipe.method.type!r}: "
+            + ", ".join(f"{name} x {pipeline.view_count}" for name, pipeline in parts.views.items())
+            + " views of every image"
+        )
         sample = in_memory[0][:2] if in_memory is not None else torch.stack([split[0][0]])
-        check_data_fits_model(sample, pipeline, model, device, recipe.model.encoder.type)
+        check_data_fits_model(sample, parts.views, method.encoder, device, recipe.model.encoder.type)
         if params.compile:
-            model.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
-            pipeline.compile_transforms()
+            method.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
+            for pipeline in parts.views.values():
+                pipeline.compile_transforms()
         monitor = None
         if params.knn_monitor_every_epochs is not None and main:  # the others go on; it takes seconds
             monitor = KnnMonitor(
@@ -167,8 +177,7 @@ class Pretrain(Stage):
                 test_examples=params.knn_monitor_examples[1],
                 batch_size=local_batch,
             )
-        # Each process draws its own augmentations; the seed makes them reproducible.
-        generator = torch.Generator(device=device).manual_seed(recipe.run.seed * 7919 + rank + 1)
+        generator = augmentation_generator(recipe.run.seed, device, rank)
 
         # --- resume from the last complete checkpoint of this stage --------------------------------
         checkpoints = CheckpointManager(
@@ -183,18 +192,19 @@ class Pretrain(Stage):
         latest = checkpoints.latest()
         if latest is not None:
             state, rng = checkpoints.load(latest)  # to the CPU; load_state_dict copies onto the device
-            model.load_state_dict(state["model"])
+            # "model": checkpoints written before methods were plugins (SimCLR's keys are the same).
+            method.load_state_dict(state["method"] if "method" in state else state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
             step = state["step"]
             restore_rng(rng, generator)
             say(f"resuming from {latest} (step {step} of {total_steps})")
-        train_model, optimizer = accelerator.prepare(model, optimizer)
-        training_step = ContrastiveStep(
-            pipeline,
-            train_model,
-            loss_fn,
+        train_method, optimizer = accelerator.prepare(method, optimizer)
+        training_step = TrainingStep(
+            parts.views,
+            train_method,
+            method,
             optimizer,
             scheduler,
             accelerator,
@@ -205,7 +215,7 @@ class Pretrain(Stage):
 
         def save_checkpoint() -> None:
             state = {
-                "model": model.state_dict(),
+                "method": method.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
                 "step": step,
@@ -219,6 +229,7 @@ class Pretrain(Stage):
         records = read_metrics(metrics_log.path) if metrics_log is not None else []
         logged: dict[str, Any] = records[-1] if records else {}
         interval_loss = torch.zeros((), device=device)
+        interval_metrics: dict[str, torch.Tensor] = {}
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=device)
         step_on_device = torch.full((), step, dtype=torch.long, device=device)
@@ -236,14 +247,15 @@ class Pretrain(Stage):
                     "(a run directory only resumes the recipe it was started with)."
                 )
 
-        train_model.train()
+        train_method.train()
         with StopRequest() as stop:
             try:
                 while step < total_steps:
                     epoch, start_in_epoch = divmod(step, steps_per_epoch)
                     for images in batches.epoch(epoch, start_in_epoch):
-                        # ---- the SimCLR step: views, forward, loss, backward, update ----------------
-                        loss = training_step(images)
+                        # ---- the step: views, method, backward, update, momentum targets ------------
+                        output = training_step(images, StepProgress(step, total_steps, steps_per_epoch))
+                        loss = output.loss
                         # ---- bookkeeping on the device (no synchronisation) -------------------------
                         step += 1
                         step_on_device += 1
@@ -253,6 +265,11 @@ class Pretrain(Stage):
                         )
                         nonfinite |= ~finite
                         interval_loss += loss
+                        for name, value in output.metrics.items():
+                            if name in interval_metrics:
+                                interval_metrics[name] += value
+                            else:
+                                interval_metrics[name] = value.float().clone()
                         interval_steps += 1
 
                         # ---- between steps: logging, stop requests, checkpoints --------------------
@@ -265,18 +282,22 @@ class Pretrain(Stage):
                                 "epoch": step / steps_per_epoch,
                                 "loss": float(accelerator.reduce(interval_loss, "mean")) / interval_steps,
                                 "lr": optimizer.param_groups[0]["lr"],
-                                "views_per_s": 2 * params.batch_size * interval_steps / max(elapsed, 1e-9),
+                                "views_per_s": views_per_step * interval_steps / max(elapsed, 1e-9),
+                            } | {
+                                name: float(accelerator.reduce(total, "mean")) / interval_steps
+                                for name, total in interval_metrics.items()
                             }
                             epochs_done, mid_epoch = divmod(step, steps_per_epoch)
                             if monitor is not None and (
                                 step == total_steps
                                 or (not mid_epoch and epochs_done % params.knn_monitor_every_epochs == 0)
                             ):
-                                logged.update(monitor(model.encoder))
+                                logged.update(monitor(method.exported_encoder()))
                             if metrics_log is not None:
                                 metrics_log.write(logged)
                             progress.update(step, epoch + 1, params.epochs, logged)
                             interval_loss.zero_()
+                            interval_metrics.clear()
                             interval_start, interval_steps = time.monotonic(), 0
                         if _stop_requested(
                             stop, accelerator, world, at_log_step=step % params.log_every_steps == 0
@@ -309,9 +330,9 @@ class Pretrain(Stage):
                 )
             )
 
-        # --- export the trained encoder f (the head g is discarded, as in the paper) ----------------
+        # --- export the method's encoder (heads, predictors and targets are discarded, as in the papers) -
         if main:
-            export_encoder(model.encoder, context.stage_dir)
+            export_encoder(method.exported_encoder(), context.stage_dir)
         accelerator.wait_for_everyone()
         # Every process records the files, so later stages find them whatever process they run in.
         context.artifacts[context.key] = exported_files(context.stage_dir)
@@ -320,26 +341,32 @@ class Pretrain(Stage):
             "loss": logged.get("loss", float("nan")),
             "steps": step,
             "epochs": step / steps_per_epoch,
-            "views_per_s": 2 * params.batch_size * (step - start_step) / max(seconds, 1e-9),
+            "views_per_s": views_per_step * (step - start_step) / max(seconds, 1e-9),
         } | ({"skipped_images": len(skipped)} if skipped else {})
 
 
 def check_data_fits_model(
-    images: torch.Tensor, pipeline: Any, model: nn.Module, device: torch.device, encoder_type: str
+    images: torch.Tensor,
+    views: dict[str, Any],
+    encoder: nn.Module,
+    device: torch.device,
+    encoder_type: str,
 ) -> None:
-    """Put a few dataset images (uint8 ``(B, C, H, W)``) through the augmentations and the model once,
-    before training, so that data and model that do not fit (channels, sizes) stop with a clear error
-    rather than a traceback from inside the first step.
+    """Put a few dataset images (uint8 ``(B, C, H, W)``) through every view group's augmentations and the
+    encoder once, before training, so that data and model that do not fit (channels, sizes) stop with a
+    clear error rather than a traceback from inside the first step.
 
     Side-effect free: eval mode (BatchNorm statistics untouched), no gradients, and a generator of its own,
     so the training generator, the weights and the resumed state are exactly as without the check.
     """
     generator = torch.Generator(device=device).manual_seed(0)
-    model.eval()
+    was_training = encoder.training
+    encoder.eval()
     try:
         with torch.no_grad():
-            (view,) = pipeline.views(images.to(device), 1, generator)
-            model(view.float())  # shapes are what is checked; reduced-precision views too
+            for pipeline in views.values():
+                view = pipeline.views(images.to(device), None, generator)[0]
+                encoder(view.float())  # shapes are what is checked; reduced-precision views too
     except (RuntimeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataDoesNotFitModelError(
@@ -348,7 +375,7 @@ def check_data_fits_model(
             "augmentations' sizes against the dataset."
         ) from None
     finally:
-        model.train()
+        encoder.train(was_training)
 
 
 def _stop_requested(stop: StopRequest, accelerator: Any, world: int, at_log_step: bool) -> bool:

@@ -102,7 +102,7 @@ def test_a_loader_fed_recipe_times_the_loader_alone(decode):
 
 def test_a_recipe_without_a_pretrain_stage_is_refused():
     text = TINY.replace('type = "pretrain"', 'type = "knn_eval"').split("epochs =")[0]
-    with pytest.raises(ContrastiveError, match="no pretrain stage"):
+    with pytest.raises(ContrastiveError, match="no stage that trains its method"):
         run_benchmark(tiny(text), default_registry(), BenchSettings(steps=1))
 
 

@@ -57,6 +57,9 @@ type = "mlp"
 hidden_dim = 32
 out_dim = 16
 
+[method]
+type = "simclr"
+
 [loss]
 {loss}
 

@@ -39,9 +39,10 @@ class NormZoo(nn.Module):
 # By name, independently of the module-type rule under test.
 EXCLUDED = {
     "bn.weight", "bn.bias", "instance_norm.weight", "instance_norm.bias", "group_norm.weight", "group_norm.bias",
-    "linear.bias", "layer_norm.weight", "layer_norm.bias", "bn1d.weight", "bn1d.bias",
+    "linear.bias", "layer_norm.weight", "layer_norm.bias", "bn1d.weight", "bn1d.bias", "frozen.bias",
 }  # fmt: skip
-REGULAR = {"conv.weight", "linear.weight", "scale_bias"}
+# A frozen part is optimised too (it gets no gradient while frozen, and trains once unfrozen).
+REGULAR = {"conv.weight", "linear.weight", "scale_bias", "frozen.weight"}
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +199,18 @@ def test_a_model_without_trainable_parameters_is_an_error(registry: Registry) ->
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build("optimizer", {"type": "sgd"}, registry=registry, model=frozen)
+
+
+def test_a_part_frozen_at_build_time_trains_once_unfrozen(registry: Registry) -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    model[0].requires_grad_(False)
+    optimizer = build("optimizer", {"type": "sgd", "lr": 0.1}, registry=registry, model=model, batch_size=256)
+    frozen = model[0].weight.detach().clone()
+    model(torch.ones(2, 3)).sum().backward()
+    optimizer.step()
+    assert torch.equal(model[0].weight, frozen)  # no gradient while frozen: not moved
+    model[0].requires_grad_(True)
+    optimizer.zero_grad()
+    model(torch.ones(2, 3)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(model[0].weight, frozen)

@@ -15,6 +15,7 @@ PRETRAIN_SECTIONS = {
         {"type": "normalize", "mean": [0.3], "std": [0.3]},
     ],
     "model": {"encoder": TINY_ENCODER, "head": {"type": "mlp", "hidden_dim": 8, "out_dim": 8}},
+    "method": {"type": "simclr"},
     "loss": {"type": "nt_xent", "temperature": 0.5},
     "optimizer": {"type": "sgd", "lr": 0.1},
 }

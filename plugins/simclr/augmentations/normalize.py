@@ -68,3 +68,9 @@ class Normalize(PerSampleAugmentation):
         mean = self.mean.to(images.device, images.dtype)
         std = self.std.to(images.device, images.dtype)
         return normalize(images, mean, std)
+
+    def undo_for_display(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) standardised views -> the pixels before this op: ``images * std + mean``."""
+        mean = self.mean.to(images.device, images.dtype).view(1, -1, 1, 1)
+        std = self.std.to(images.device, images.dtype).view(1, -1, 1, 1)
+        return images * std + mean

@@ -39,14 +39,17 @@ def split_parameters(model: nn.Module, rule: ExclusionRule) -> tuple[list[nn.Par
     """The trainable parameters of ``model`` as (regular, excluded), each in ``model.parameters()`` order.
 
     A parameter shared by several modules is listed once; it is excluded if any of its owners excludes it.
-    Frozen parameters (``requires_grad=False``) are left out of both lists.
+    Parameters with ``requires_grad=False`` are listed too: they receive no gradient, so the optimizers
+    skip them, and a part frozen by toggling ``requires_grad`` trains again once it is switched back on
+    (leaving them out at build time would freeze them for good). What must never be optimised, such as
+    a method's momentum targets, is left out of ``model`` itself (``Method.trainable``).
     """
     excluded_ids: set[int] = set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if is_excluded(module, name, rule):
                 excluded_ids.add(id(param))
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = list(model.parameters())
     regular = [p for p in trainable if id(p) not in excluded_ids]
     excluded = [p for p in trainable if id(p) in excluded_ids]
     return regular, excluded
@@ -68,7 +71,7 @@ def parameter_groups(
     ``lars_adaptation=False``). Each group carries a ``"name"`` for logs and checkpoints.
     """
     regular, excluded = split_parameters(model, rule)
-    if not regular and not excluded:
+    if not any(p.requires_grad for p in [*regular, *excluded]):
         raise ValueError(f"{type(model).__name__} has no trainable parameters to optimise")
     groups: list[dict[str, Any]] = []
     if regular:

@@ -3,7 +3,13 @@
 from contrastive_core import hookimpl
 
 from .decoupled_loss import DecoupledContrastiveLoss
+from .momentum_predictor import MomentumPredictor
 from .random_cutout import RandomCutout
+
+
+@hookimpl
+def register_methods():
+    return [MomentumPredictor]
 
 
 @hookimpl

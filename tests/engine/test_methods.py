@@ -1,0 +1,254 @@
+"""The method kind through the engine: every registered method trains, recipes name methods and views.
+
+Registry-wide (as timm tests every model it lists): each method registered in this environment is built
+from a recipe holding exactly the sections it requires and trained for 3 steps on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import ClassVar, Literal
+
+import pytest
+import torch
+from rich.console import Console
+
+from contrastive_core import (
+    ComponentParams,
+    Method,
+    MethodOutput,
+    PluginError,
+    RecipeError,
+    Registry,
+    StepProgress,
+    ViewGroup,
+    default_registry,
+    get_plugin_manager,
+    hookimpl,
+    validate_recipe,
+)
+from contrastive_core.accelerator import get_accelerator
+from contrastive_core.random_state import augmentation_generator
+from contrastive_core.runner import run_recipe
+from contrastive_core.training_parts import build_training_parts
+from contrastive_core.training_step import TrainingStep
+from tests.engine.loss_curves import CURVES, RECIPES, loss_curve
+from tests.engine.recipes import FIXTURE, tiny_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CROP = [{"type": "random_resized_crop", "size": 28, "scale": [0.3, 1.0]}, {"type": "horizontal_flip"}]
+MLP = {"type": "mlp", "hidden_dim": 32, "out_dim": 16}
+
+
+def recipe_for(method: type[Method]) -> dict:
+    """The smallest recipe for ``method``: the sections it requires, a view group per group it declares."""
+    data = {
+        "run": {"seed": 0, "device": "cpu"},
+        "data": {"type": "fashion_mnist", "root": str(FIXTURE)},
+        "method": {"type": method.name},
+        "views": [
+            {"name": group.name, "count": group.count or 2, "augmentations": CROP} for group in method.views
+        ],
+        "model": {"encoder": {"type": "small_cnn", "in_channels": 1, "widths": [8, 16], "feature_dim": 16}},
+        "optimizer": {"type": "sgd", "lr": 0.1},
+        "stages": [{"type": "pretrain", "epochs": 1, "batch_size": 8, "max_steps": 3}],
+    }
+    if "model.head" in method.requires:
+        data["model"]["head"] = MLP
+    if "model.predictor" in method.requires:
+        data["model"]["predictor"] = MLP
+    if "loss" in method.requires:
+        data["loss"] = {"type": "nt_xent", "temperature": 0.5}
+    return data
+
+
+@pytest.mark.parametrize("name", default_registry().names("method"))
+def test_every_registered_method_trains_three_steps_on_the_cpu(name):
+    registry = default_registry()
+    recipe = validate_recipe(recipe_for(registry.get("method", name)), registry=registry)
+    torch.manual_seed(0)
+    parts = build_training_parts(
+        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=3, steps_per_epoch=3
+    )
+    accelerator = get_accelerator(recipe.run)
+    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
+    step = TrainingStep(
+        parts.views,
+        method,
+        parts.method,
+        optimizer,
+        parts.scheduler,
+        accelerator,
+        augmentation_generator(0, "cpu"),
+    )
+    before = [p.detach().clone() for p in parts.method.trainable().parameters()]
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    for done in range(3):
+        output = step(images, StepProgress(done, 3, 3))
+        assert output.loss.ndim == 0 and torch.isfinite(output.loss)
+        assert not output.loss.requires_grad
+    after = list(parts.method.trainable().parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    exported = parts.method.exported_encoder()
+    assert exported(torch.rand(2, 1, 28, 28)).shape == (2, exported.feature_dim)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_loss_curves_equal_the_simclr_only_engine(name, tmp_path):
+    """The 50-step curves of the fixture written by the SimCLR-only engine, to float rounding."""
+    expected = json.loads(CURVES.read_text())[name]
+    actual = loss_curve(RECIPES[name](), tmp_path / name)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_views_tables_give_the_same_views_as_one_augmentations_list(tmp_path):
+    registry = default_registry()
+    shared = tomllib.loads(tiny_recipe(epochs=1))
+    grouped = {key: value for key, value in shared.items() if key != "augmentations"}
+    grouped["views"] = [{"name": "global", "augmentations": shared["augmentations"]}]
+    curves = []
+    for index, data in enumerate((shared, grouped)):
+        recipe = validate_recipe(data, registry=registry)
+        run_recipe(recipe, registry=registry, run_dir=tmp_path / str(index), console=Console(quiet=True))
+        lines = (tmp_path / str(index) / "pretrain" / "metrics.jsonl").read_text().splitlines()
+        curves.append([json.loads(line)["loss"] for line in lines])
+    assert curves[0] == curves[1]
+
+
+# ------------------------------------------------------------------------------ recipe validation
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(RecipeError) as raised:
+        validate_recipe(data, registry=default_registry())
+    return [str(problem) for problem in raised.value.problems]
+
+
+def simclr_recipe() -> dict:
+    return tomllib.loads(tiny_recipe(epochs=1))
+
+
+def test_a_recipe_without_a_method_shows_the_new_form():
+    data = simclr_recipe()
+    del data["method"]
+    (problem,) = problems(data)
+    assert problem.startswith("stages[0]: stage 'pretrain' needs [method], which the recipe does not have")
+    assert '[method] type = "simclr"' in problem and "registered methods: simclr" in problem
+
+
+def test_sections_a_method_needs_or_ignores_are_reported():
+    data = simclr_recipe()
+    del data["loss"]
+    assert problems(data) == ["loss: missing; method 'simclr' needs [loss]"]
+    data = simclr_recipe()
+    data["model"]["predictor"] = MLP
+    assert problems(data) == ["model.predictor: method 'simclr' does not use [model.predictor]; remove it"]
+
+
+def test_view_group_mistakes_name_their_path():
+    base = simclr_recipe()
+    ops = base.pop("augmentations")
+
+    def with_views(*groups: dict, **extra) -> dict:
+        return base | {"views": list(groups)} | extra
+
+    assert problems(with_views({"name": "globl", "augmentations": ops})) == [
+        "views[0].name: method 'simclr' has no view group 'globl'; its groups: global",
+        "views: method 'simclr' needs view group 'global': add a [[views]] table with name = \"global\" "
+        "and its [[views.augmentations]]",
+    ]
+    assert problems(with_views({"name": "global", "count": 3, "augmentations": ops})) == [
+        "views[0].count: method 'simclr' trains on 2 'global' views, not 3"
+    ]
+    assert problems(with_views({"name": "global", "augmentations": ops}, augmentations=ops)) == [
+        "augmentations: give either [[augmentations]] (one list for every view) or [[views]] (a list per "
+        "view group), not both"
+    ]
+    one = {"name": "global", "augmentations": ops, "per_view": [{"horizontal_flip": {"p": 1.0}}]}
+    assert problems(with_views(one)) == ["views[0].per_view: has 1 tables for 2 views; give one per view"]
+    wrong = {"horizontal_flip": {"q": 1.0}}, {"gaussian_blur": {"p": 0.1}}
+    assert problems(with_views({"name": "global", "augmentations": ops, "per_view": list(wrong)})) == [
+        "views[0].per_view[0].horizontal_flip.q: unknown key 'q'; horizontal_flip has: p",
+        "views[0].per_view[1].gaussian_blur: the group's augmentations have no 'gaussian_blur' op; they "
+        "are: random_resized_crop, horizontal_flip",
+    ]
+    bad_value = [{"horizontal_flip": {"p": 2.0}}, {}]
+    (problem,) = problems(with_views({"name": "global", "augmentations": ops, "per_view": bad_value}))
+    assert problem.startswith("views[0].per_view[0].horizontal_flip.p: ")
+    typo = with_views({"name": "global", "augmentations": [{"type": "horizontal_flp"}]})
+    (problem,) = problems(typo)
+    assert problem.startswith("views[0].augmentations[0].type: unknown augmentation 'horizontal_flp'")
+
+
+def test_per_view_changes_reach_each_view():
+    data = simclr_recipe()
+    ops = data.pop("augmentations")
+    data["views"] = [
+        {
+            "name": "global",
+            "augmentations": ops,
+            "per_view": [{"horizontal_flip": {"p": 1.0}}, {"horizontal_flip": {"p": 0.0}}],
+        }
+    ]
+    registry = default_registry()
+    recipe = validate_recipe(data, registry=registry)
+    from contrastive_core.view_groups import resolve_view_groups
+
+    (group,) = resolve_view_groups(recipe, registry)
+    assert [view[1].p for view in group.per_view] == [1.0, 0.0]
+    assert group.per_view[0][0] == group.per_view[1][0]  # the crop is shared
+
+
+# ------------------------------------------------------------------------ registration and trainable
+
+
+class _TwoGroups(Method):
+    """A method with two view groups and a target, for checks of the kind itself."""
+
+    name: ClassVar[str] = "two_groups"
+
+    class Params(ComponentParams):
+        type: Literal["two_groups"] = "two_groups"
+
+    views: ClassVar[tuple[ViewGroup, ...]] = (ViewGroup("global", 2), ViewGroup("global", None))
+
+    def forward(self, views, progress):  # pragma: no cover - never built
+        return MethodOutput(torch.zeros(()))
+
+
+def test_a_method_with_a_bad_definition_is_refused_at_registration():
+    class Plugin:
+        @hookimpl
+        def register_methods(self):
+            return [_TwoGroups]
+
+    manager = get_plugin_manager(autoload=False)
+    manager.register(Plugin(), name="bad")
+    with pytest.raises(PluginError, match="views names a group twice: global, global"):
+        Registry.from_plugin_manager(manager)
+
+
+def test_trainable_excludes_momentum_targets_and_keeps_the_online_order():
+    from torch import nn
+
+    from contrastive_core.momentum_target import MomentumTarget
+
+    class WithTarget(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Linear(3, 4)
+            self.head = nn.Linear(4, 2)
+            self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))
+
+    module = WithTarget()
+    trainable = Method.trainable(module)
+    target_ids = {id(p) for p in module.target.parameters()}
+    assert [id(p) for p in trainable.parameters()] == [
+        id(p) for p in [*module.encoder.parameters(), *module.head.parameters()]
+    ]
+    assert not target_ids & {id(p) for p in trainable.parameters()}
