@@ -19,8 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from contrastive_core import default_registry, load_recipe
-from contrastive_core.accelerator import get_accelerator
-from contrastive_core.augmentation_pipeline import build_pipeline
+from contrastive_core.engine import build_pipeline, get_accelerator
 
 
 def main() -> None:

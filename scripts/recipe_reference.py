@@ -29,8 +29,8 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from contrastive_core import ENTRY_POINT_GROUP, Registry, get_plugin_manager, recipe_model
 from contrastive_core.cli import describe_type
-from contrastive_core.kinds import kind_spec
-from contrastive_core.recipe import COMPONENT_SECTIONS, LIST_SECTIONS, MODEL_SECTIONS
+from contrastive_core.recipes import COMPONENT_SECTIONS, LIST_SECTIONS, MODEL_SECTIONS
+from contrastive_core.registration import kind_spec
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PAGE = REPOSITORY / "docs" / "recipe-reference.md"

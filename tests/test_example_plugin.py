@@ -122,14 +122,14 @@ def method_recipe(*, epochs: int = 3, augmentations: str = "crop", extra_method:
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
     """The method's whole state (online, target, centre) in the run's last checkpoint."""
-    from contrastive_core.checkpoint import load_file
+    from contrastive_core.engine import load_file
 
     last = sorted((run_dir / "pretrain" / "checkpoints").glob("step-*"))[-1]
     return load_file(last / "state.pt")["method"]
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    from contrastive_core.metrics_log import read_metrics
+    from contrastive_core.run_directory import read_metrics
 
     return read_metrics(run_dir / "pretrain" / "metrics.jsonl")
 
@@ -222,18 +222,24 @@ def test_its_method_on_two_processes_equals_one_process(installed_example_plugin
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     torch.testing.assert_close([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4, atol=1e-5)
-    # The centre is all-reduced, so the state each process holds is the one-process state.
-    for name, value in final_state(tmp_path / "one").items():
+    # The centre is all-reduced, so the state each process holds is the one-process state (a centre of
+    # one process's half batch would differ by ~1e-1). Weights agree to the rounding that 8 steps at
+    # lr 0.2 accumulate from the processes' different summation order.
+    expected, actual = final_state(tmp_path / "one"), final_state(tmp_path / "two")
+    torch.testing.assert_close(actual["centre"], expected["centre"], rtol=1e-4, atol=1e-5)
+    for name, value in expected.items():
         if value.is_floating_point():
-            torch.testing.assert_close(final_state(tmp_path / "two")[name], value, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(actual[name], value, rtol=1e-3, atol=1e-3, msg=name)
 
 
 def test_its_frozen_predictor_stays_still_for_its_steps_then_trains(installed_example_plugin):
     from contrastive_core import Registry, StepProgress, get_plugin_manager, validate_recipe
-    from contrastive_core.accelerator import get_accelerator
-    from contrastive_core.random_state import augmentation_generator
-    from contrastive_core.training_parts import build_training_parts
-    from contrastive_core.training_step import TrainingStep
+    from contrastive_core.engine import (
+        TrainingStep,
+        augmentation_generator,
+        build_training_parts,
+        get_accelerator,
+    )
 
     registry = Registry.from_plugin_manager(get_plugin_manager())
     recipe = validate_recipe(

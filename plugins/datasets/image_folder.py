@@ -36,7 +36,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from contrastive_core import ComponentParams, Dataset
-from contrastive_core.file_batches import DeviceDecodable, EncodedItem
+from contrastive_core.engine import DeviceDecodable, EncodedItem
 
 from .errors import BadImageError, DatasetNotFoundError, UnknownSplitError
 
@@ -140,7 +140,7 @@ AUTO_MIN_JPEG_SHARE = 0.9
 class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
     """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``, decoded on the CPU.
 
-    As a :class:`~contrastive_core.file_batches.DeviceDecodable` split it also hands loader workers the
+    As a :class:`~contrastive_core.engine.DeviceDecodable` split it also hands loader workers the
     files' bytes only and decodes whole batches on the device (``decode``: see :class:`ImageFolderParams`).
 
     With ``on_bad_image="skip"`` an unreadable file is recorded in :attr:`bad_files` and its index yields

@@ -19,6 +19,8 @@ functions with them on identical parameters.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -35,7 +37,8 @@ def select(applied: torch.Tensor, transformed: torch.Tensor, images: torch.Tenso
     """(N, C, H, W): ``transformed[n]`` where ``applied[n]`` (a (N,) bool), else ``images[n]``, exactly.
 
     Written as the blend ``lerp(images, transformed, w)`` with w in {0, 1} (exact at both ends), which
-    is one pass over the pixels and faster than ``torch.where`` with a broadcast mask on CPUs.
+    is one pass over the pixels and faster than ``torch.where`` with a broadcast mask on CPUs. The
+    registered ops choose their samples with it too.
     """
     return torch.lerp(images, transformed, per_sample(applied.to(images.dtype)))
 
@@ -115,6 +118,27 @@ def antialias_sigmas(boxes: dict[str, torch.Tensor], size: int, dtype: torch.dty
     crop's anti-aliasing blur: shrunk crops are low-pass filtered, enlarged ones keep a one-hot kernel."""
     shrink = torch.stack([boxes["height"], boxes["width"]], dim=-1).to(dtype) / size
     return ((shrink - 1) / 2).clamp(min=1e-3)
+
+
+def antialias_blur(images: torch.Tensor, boxes: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """The crop's anti-aliasing blur of (N, C, H, W) sources before their boxes are resized to ``size``.
+
+    Sample n is blurred by the Gaussian of its per-axis sigmas (:func:`antialias_sigmas` of its box),
+    borders reflected. The largest possible shrink (the whole image to ``size``) bounds every sample's
+    sigma, so the shared kernel size follows from shapes alone, without reading the sampled boxes on
+    the host; when no crop can be shrunk, the images are returned as they are. The registered
+    ``random_resized_crop`` op and the fused pipeline both blur with this function.
+    """
+    _, _, height, width = images.shape
+    largest_sigma = (max(height, width) / size - 1) / 2
+    if largest_sigma <= 0:
+        return images
+    radius = math.ceil(2 * largest_sigma)
+    sigmas = antialias_sigmas(boxes, size, images.dtype)
+    # Reflect padding needs the radius to stay below each side.
+    kernel_y = gaussian_kernels(sigmas[:, 0], 2 * min(radius, height - 1) + 1)
+    kernel_x = gaussian_kernels(sigmas[:, 1], 2 * min(radius, width - 1) + 1)
+    return separable_blur(images, kernel_y, kernel_x)
 
 
 # --------------------------------------------------------------------------------------- blur

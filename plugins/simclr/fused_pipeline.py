@@ -43,14 +43,13 @@ which then runs op by op.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from contrastive_core.augmentation import Augmentation
-from contrastive_core.augmentation_pipeline import AugmentationPipeline, to_unit_float
+from contrastive_core.components import Augmentation
+from contrastive_core.engine import AugmentationPipeline, to_unit_float
 
 from . import fused_ops
 from .augmentations import (
@@ -58,6 +57,7 @@ from .augmentations import (
     GaussianBlur,
     HorizontalFlip,
     Normalize,
+    PerSampleAugmentation,
     RandomGrayscale,
     RandomResizedCrop,
     Solarize,
@@ -253,7 +253,9 @@ class FusedSimCLRPipeline(AugmentationPipeline):
                 if out.dtype.itemsize < 4:  # the resampling grid needs float32 (see the module docstring)
                     out = out.float()
                 if op.params.antialias:
-                    out = antialias(op, out.repeat(n_views, 1, 1, 1) if shared else out, op_params)
+                    out = fused_ops.antialias_blur(
+                        out.repeat(n_views, 1, 1, 1) if shared else out, op_params, op.params.size
+                    )
                 out = self._in_compute_dtype(fused_ops.resized_crops(out, op_params, op.params.size, mirror))
                 shared, cropped = False, True
             else:
@@ -271,7 +273,7 @@ class FusedSimCLRPipeline(AugmentationPipeline):
 
 
 def transform_structure(op: Augmentation) -> tuple:
-    """What :meth:`FusedSimCLRPipeline.transform` (with :func:`apply_one`, :func:`antialias`,
+    """What :meth:`FusedSimCLRPipeline.transform` (with :func:`apply_one`, :func:`.fused_ops.antialias_blur`,
     :func:`normalize`, :func:`output_shape`) reads from ``op`` itself rather than from its sampled
     parameters: the views of a fused group must agree on it, since one transform runs all of them.
 
@@ -332,21 +334,6 @@ def apply_one(op: Augmentation, images: torch.Tensor, params: Params) -> torch.T
     raise TypeError(f"no batched implementation of {type(op).__name__}")
 
 
-def antialias(op: RandomResizedCrop, images: torch.Tensor, boxes: Params) -> torch.Tensor:
-    """The reference crop's anti-aliasing blur of (N, C, H, W) sources, one per-axis sigma per sample."""
-    _, _, height, width = images.shape
-    size = op.params.size
-    # As in the reference: the largest possible shrink bounds every sigma and fixes the kernel size.
-    largest_sigma = (max(height, width) / size - 1) / 2
-    if largest_sigma <= 0:
-        return images
-    radius = math.ceil(2 * largest_sigma)
-    sigmas = fused_ops.antialias_sigmas(boxes, size, images.dtype)
-    kernel_y = fused_ops.gaussian_kernels(sigmas[:, 0], 2 * min(radius, height - 1) + 1)
-    kernel_x = fused_ops.gaussian_kernels(sigmas[:, 1], 2 * min(radius, width - 1) + 1)
-    return fused_ops.separable_blur(images, kernel_y, kernel_x)
-
-
 def normalize(op: Normalize, images: torch.Tensor) -> torch.Tensor:
     """The deterministic per-channel standardisation, on shared or per-view images alike."""
     channels = images.shape[1]
@@ -358,3 +345,7 @@ def normalize(op: Normalize, images: torch.Tensor) -> torch.Tensor:
     mean = op.mean.to(images.device, images.dtype).view(1, -1, 1, 1)
     std = op.std.to(images.device, images.dtype).view(1, -1, 1, 1)
     return (images - mean) / std
+
+
+# The ops find their fused pipeline here (they cannot import this module, which imports them).
+PerSampleAugmentation.offer_fused_pipeline(FusedSimCLRPipeline)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from contrastive_core import ComponentParams, Loss
-from contrastive_core.collectives import all_reduce_mean, gather_with_grad, rank, world_size
+from contrastive_core.distributed import all_reduce_mean, gather_with_grad, rank, world_size
 
 
 class NTXentParams(ComponentParams):

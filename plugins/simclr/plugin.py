@@ -14,6 +14,7 @@ def register_methods() -> list[type]:
 
 @hookimpl
 def register_augmentations() -> list[type]:
+    from . import fused_pipeline  # noqa: F401 - importing it offers the fused pipeline to the ops
     from .augmentations import AUGMENTATIONS
 
     return AUGMENTATIONS

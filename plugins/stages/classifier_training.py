@@ -6,7 +6,7 @@ fine-tuning protocol, shared by the ``finetune``, ``semi_supervised`` and ``supe
 Optimiser: SGD with Nesterov momentum (as Chen et al., 2020, Appendix B.5, fine-tune), optional L2
 weight decay on every parameter, learning rate decayed to 0 along a cosine per step. Each epoch sees the
 training examples in a seeded order (last partial batch dropped). A checkpoint (model, optimiser,
-schedule, random states) is written with :class:`~contrastive_core.checkpoint.CheckpointManager` at the
+schedule, random states) is written with :class:`~contrastive_core.engine.CheckpointManager` at the
 end of every epoch and when Ctrl-C/SIGTERM stops the run; running the recipe again resumes from it.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,10 +23,16 @@ from pydantic import Field
 from torch import nn
 
 from contrastive_core import ComponentParams, Encoder
-from contrastive_core.checkpoint import CheckpointManager
-from contrastive_core.interrupt import StopRequest, TrainingInterrupted
-from contrastive_core.random_state import augmentation_generator, capture_rng, restore_rng
-from contrastive_core.training_batches import GlobalBatchOrder
+from contrastive_core.engine import (
+    CheckpointManager,
+    GlobalBatchOrder,
+    StopRequest,
+    TrainingInterrupted,
+    augmentation_generator,
+    capture_rng,
+    cosine_schedule,
+    restore_rng,
+)
 
 from .evaluation_stage import EvaluationSetup
 from .labelled_split import LabelledSplit
@@ -121,7 +128,7 @@ def train_and_test(
         weight_decay=params.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        optimizer, partial(cosine_schedule, 1.0, 0.0, total_steps=total_steps)
     )
     scaler = grad_scaler(device, setup.precision)
     generator = augmentation_generator(seed, device)

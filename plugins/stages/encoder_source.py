@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from contrastive_core import ComponentParams, Encoder, Registry, StageContext, build
-from contrastive_core.encoder_export import load_encoder
+from contrastive_core.engine import load_encoder
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.recipe import stage_keys
+from contrastive_core.recipes import stage_keys
 
 ENCODER_ARTIFACT = "encoder"
 

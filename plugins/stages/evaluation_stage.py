@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from contrastive_core import ComponentParams, ComponentTable, Dataset, Encoder, Stage, StageContext
-from contrastive_core.accelerator import get_accelerator
+from contrastive_core.engine import get_accelerator
 from contrastive_plugins.datasets.label_fraction import balanced_subset
 
 from . import features

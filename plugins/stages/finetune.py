@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 
 from contrastive_core import Encoder
+from contrastive_core.run_directory import CHECKPOINTS_DIR
 
 from .classifier_training import ClassifierTrainingParams, train_and_test
 from .evaluation_stage import (
@@ -40,7 +41,7 @@ class Finetune(EvaluationStage):
             setup,
             self.params,
             checkpoint_dir=setup.context.stage_dir
-            / "checkpoints"
+            / CHECKPOINTS_DIR
             / ("encoder" if variant == MAIN else "random_init"),
             label=f"{setup.context.key}{'' if variant == MAIN else ' (random init)'}",
             train_indices=self.training_indices(setup),

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from contrastive_core import Dataset, Registry
-from contrastive_core.recipe import Recipe
+from contrastive_core.recipes import Recipe
 from contrastive_plugins.datasets.label_fraction import balanced_subset
 
 from .features import compute_features

@@ -2,7 +2,7 @@
 
 Splits small enough to be held in memory (``Dataset.tensors``) are moved to the evaluation device once
 and indexed there; others (image folders) are read by DataLoader workers batch by batch, as in
-pretraining (:func:`~contrastive_core.file_batches.read_batches`: decoded by the workers, or on the
+pretraining (:func:`~contrastive_core.engine.read_batches`: decoded by the workers, or on the
 device where the split supports it).
 """
 
@@ -15,8 +15,8 @@ import torch
 import torch.utils.data
 
 from contrastive_core import Dataset
+from contrastive_core.engine import read_batches
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.file_batches import read_batches
 
 
 class UnlabelledSplitError(ContrastiveError):

@@ -16,6 +16,7 @@ seconds; reported accuracies can be slightly lower than with augmentation.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -25,7 +26,8 @@ from safetensors.torch import save
 from torch import nn
 
 from contrastive_core import Encoder
-from contrastive_core.atomic import write_atomic
+from contrastive_core.engine import cosine_schedule
+from contrastive_core.run_directory import write_atomic
 
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage, RandomInitBaselineParams
 from .metrics import TopKAccuracy
@@ -102,7 +104,7 @@ def train_linear_classifier(
     total_steps = epochs * steps_per_epoch
     optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        optimizer, partial(cosine_schedule, 1.0, 0.0, total_steps=total_steps)
     )
     for _ in range(epochs):
         order = torch.randperm(count, generator=shuffles).to(device)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from contrastive_core import StageContext
-from contrastive_core.recipe import stage_keys
+from contrastive_core.recipes import stage_keys
 
 #: What a stage contributes to the index: the numerator (linear) or the denominator (supervised).
 LsiRole = Literal["linear", "supervised"]

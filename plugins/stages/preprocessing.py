@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive_core import Augmentation, Registry, build
-from contrastive_core.augmentation_pipeline import build_pipeline, to_unit_float
-from contrastive_core.recipe import Recipe
+from contrastive_core.engine import build_pipeline, to_unit_float
+from contrastive_core.recipes import Recipe
 
 NORMALIZE = "normalize"
 TRAINING_CROP_SCALE = (0.08, 1.0)

@@ -1,7 +1,7 @@
 """The ``pretrain`` stage: self-supervised training of the recipe's method (SimCLR, BYOL, ...).
 
 Read top to bottom: set up (data, method, optimizer, resume), then the loop. The training step itself
-(:class:`contrastive_core.training_step.TrainingStep`, shared with ``contrastive bench``) is plain
+(:class:`contrastive_core.engine.TrainingStep`, shared with ``contrastive bench``) is plain
 code with no hooks or callbacks: augment the uint8 batch into each view group's views on the device,
 run the method (its networks and loss), backward, step the optimizer and the schedule, move the
 momentum targets.
@@ -21,18 +21,28 @@ from rich.text import Text
 from torch import nn
 
 from contrastive_core import ComponentParams, Stage, StageContext, build
-from contrastive_core.accelerator import get_accelerator
-from contrastive_core.checkpoint import CheckpointManager
-from contrastive_core.encoder_export import export_encoder, exported_files
+from contrastive_core.components import StepProgress
+from contrastive_core.engine import (
+    CheckpointManager,
+    DeviceBatches,
+    GlobalBatchOrder,
+    LoaderBatches,
+    MetricsLog,
+    StopRequest,
+    TrainingInterrupted,
+    TrainingProgress,
+    TrainingStep,
+    augmentation_arithmetic,
+    augmentation_generator,
+    build_training_parts,
+    capture_rng,
+    export_encoder,
+    exported_files,
+    get_accelerator,
+    restore_rng,
+)
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.interrupt import StopRequest, TrainingInterrupted
-from contrastive_core.method import StepProgress
-from contrastive_core.metrics_log import MetricsLog, read_metrics
-from contrastive_core.progress import TrainingProgress
-from contrastive_core.random_state import augmentation_generator, capture_rng, restore_rng
-from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
-from contrastive_core.training_parts import augmentation_arithmetic, build_training_parts
-from contrastive_core.training_step import TrainingStep
+from contrastive_core.run_directory import CHECKPOINTS_DIR, METRICS_FILE, read_metrics
 
 from .knn_monitor import KnnMonitor
 
@@ -181,7 +191,7 @@ class Pretrain(Stage):
 
         # --- resume from the last complete checkpoint of this stage --------------------------------
         checkpoints = CheckpointManager(
-            context.stage_dir / "checkpoints",
+            context.stage_dir / CHECKPOINTS_DIR,
             keep_last=params.keep_checkpoints,
             rank=rank,
             world_size=world,
@@ -223,7 +233,7 @@ class Pretrain(Stage):
             }
             checkpoints.save(step, state, capture_rng(generator))
 
-        metrics_log = MetricsLog(context.stage_dir / "metrics.jsonl", resume_step=step) if main else None
+        metrics_log = MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step) if main else None
         progress = TrainingProgress(context.console, context.key, total_steps, step, enabled=main)
         # A run resumed after its last step trains no more: its result is the last logged record.
         records = read_metrics(metrics_log.path) if metrics_log is not None else []

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from contrastive_core import Encoder
+from contrastive_core.run_directory import CHECKPOINTS_DIR
 
 from .classifier_training import ClassifierTrainingParams, train_and_test
 from .encoder_source import EncoderSource, random_init_like
@@ -53,6 +54,6 @@ class Supervised(EvaluationStage):
             scratch,
             setup,
             self.params,
-            checkpoint_dir=setup.context.stage_dir / "checkpoints",
+            checkpoint_dir=setup.context.stage_dir / CHECKPOINTS_DIR,
             label=setup.context.key,
         )

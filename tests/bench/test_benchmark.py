@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from contrastive_core import ContrastiveError, default_registry, validate_recipe
-from contrastive_core.benchmark import BenchSettings, plain_nt_xent, run_benchmark, time_interleaved
 from contrastive_core.cli import main as cli_main
+from contrastive_core.engine import BenchSettings, plain_nt_xent, run_benchmark, time_interleaved
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
 from tests.engine.recipes import FIXTURE, tiny_recipe
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from contrastive_core import Augmentation, ComponentParams, Registry, get_plugin_manager, hookimpl
-from contrastive_core.augmentation_pipeline import AugmentationPipeline, build_pipeline
+from contrastive_core.engine import AugmentationPipeline, build_pipeline
 from contrastive_plugins.simclr import fused_ops
 from contrastive_plugins.simclr.augmentations import AUGMENTATIONS, ColorJitter
 from contrastive_plugins.simclr.fused_pipeline import FusedSimCLRPipeline

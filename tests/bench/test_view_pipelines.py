@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from contrastive_core import Registry, get_plugin_manager, hookimpl
-from contrastive_core.augmentation_pipeline import (
+from contrastive_core.engine import (
     AugmentationPipeline,
     PerViewAugmentationPipeline,
     build_pipeline,

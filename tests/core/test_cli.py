@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from contrastive_core import cli
-from contrastive_core import plugin_manager as plugin_manager_module
+from contrastive_core.registration import plugin_manager as plugin_manager_module
 from tests.core.test_recipe import TOY_RECIPE
 
 

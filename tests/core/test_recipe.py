@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from contrastive_core import RecipeError, load_recipe, validate_recipe
-from contrastive_core.recipe import format_path, stage_keys
-from contrastive_core.runner import resolved_toml
+from contrastive_core.engine import resolved_toml
+from contrastive_core.recipes import stage_keys
+from contrastive_core.registration import format_path
 
 if sys.version_info >= (3, 11):
     import tomllib

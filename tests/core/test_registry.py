@@ -18,7 +18,7 @@ from contrastive_core import (
     get_plugin_manager,
     hookimpl,
 )
-from contrastive_core import plugin_manager as plugin_manager_module
+from contrastive_core.registration import plugin_manager as plugin_manager_module
 from tests.core import toy_plugin
 
 

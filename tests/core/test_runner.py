@@ -9,7 +9,8 @@ import pytest
 from rich.console import Console
 
 from contrastive_core import validate_recipe
-from contrastive_core.runner import RunDirectoryError, _exclusive, run_recipe
+from contrastive_core.engine import RunDirectoryError, run_recipe
+from contrastive_core.engine.runner import _exclusive
 from tests.core.test_recipe import toy_data
 
 if sys.version_info >= (3, 11):

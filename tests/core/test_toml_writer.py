@@ -8,7 +8,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contrastive_core.toml_writer import dumps
+from contrastive_core.recipes import dumps
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg, encode_png
 
+from contrastive_core.engine import read_batches
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.file_batches import read_batches
 from contrastive_plugins.datasets.errors import BadImageError
 from contrastive_plugins.datasets.image_folder import ImageFolderSplit, is_complete_jpeg
 

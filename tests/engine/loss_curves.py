@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from contrastive_core.metrics_log import read_metrics
+from contrastive_core.run_directory import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_DATA = ROOT / "tests" / "fixtures" / "fashion_mnist" / "gzip"
@@ -71,7 +71,7 @@ RECIPES = {"quickstart": quickstart_recipe, "fixture": fixture_recipe}
 def loss_curve(recipe_data: dict[str, Any], run_dir: Path) -> list[float]:
     """Run the recipe's pretrain stage in ``run_dir``; the logged loss of each step."""
     from contrastive_core import Registry, get_plugin_manager, validate_recipe
-    from contrastive_core.runner import run_recipe
+    from contrastive_core.engine import run_recipe
 
     registry = Registry.from_plugin_manager(get_plugin_manager())
     recipe = validate_recipe(recipe_data, registry=registry)

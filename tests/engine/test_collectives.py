@@ -1,4 +1,4 @@
-"""``contrastive_core.collectives`` on one process and on 2 real gloo processes (CPU, float64).
+"""``contrastive_core.distributed.collectives`` on one process and on 2 real gloo processes (CPU, float64).
 
 The distributed checks all follow the engine's convention: process r holds rows ``[r * n, (r + 1) * n)``
 of the global batch and computes its loss from collectives; DDP would then average the gradients over
@@ -22,10 +22,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from contrastive_core import collectives
-from contrastive_core.collectives import (
+from contrastive_core.distributed import (
     all_reduce_mean,
     all_reduce_with_grad,
+    collectives,
     gather_with_grad,
     is_distributed,
     rank,

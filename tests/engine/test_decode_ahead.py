@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
+from contrastive_core.engine import DecodeAhead
 from contrastive_core.errors import ContrastiveError
-from contrastive_core.file_batches import DecodeAhead
 
 CPU = torch.device("cpu")
 

@@ -10,10 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from contrastive_core.activation_checkpointing import checkpoint_blocks
-from contrastive_core.checkpoint import CheckpointError, CheckpointManager, load_file
-from contrastive_core.metrics_log import MetricsLog, read_metrics
-from contrastive_core.training_batches import DeviceBatches, GlobalBatchOrder
+from contrastive_core.engine import (
+    CheckpointError,
+    CheckpointManager,
+    DeviceBatches,
+    GlobalBatchOrder,
+    MetricsLog,
+    checkpoint_blocks,
+    load_file,
+)
+from contrastive_core.run_directory import read_metrics
 
 
 def test_checkpoints_are_kept_pruned_and_loaded(tmp_path):
@@ -151,12 +157,12 @@ def test_activation_checkpointing_finds_the_blocks_of_the_builtin_encoders(encod
 
 
 def test_augmentation_precision_auto_is_float16_only_for_large_mixed_precision_batches_on_cuda():
-    from contrastive_core.errors import ContrastiveError
-    from contrastive_core.training_parts import (
+    from contrastive_core.engine import (
         AUTO_FLOAT16_MIN_VALUES,
         AugmentationArithmetic,
         augmentation_arithmetic,
     )
+    from contrastive_core.errors import ContrastiveError
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     large_float16 = AugmentationArithmetic(torch.float16, AUTO_FLOAT16_MIN_VALUES)

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from contrastive_core.global_batch_norm import GlobalBatchNorm, convert_to_global_batchnorm
+from contrastive_core.distributed import GlobalBatchNorm, convert_to_global_batchnorm
 
 WORLD = 2
 

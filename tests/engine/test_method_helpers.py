@@ -11,14 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from contrastive_core.frozen_for_steps import FrozenForSteps
-from contrastive_core.momentum_target import MomentumTarget
-from contrastive_core.scalar_schedule import (
-    CosineSchedule,
-    WarmupThenConstant,
-    cosine_schedule,
-    linear_warmup,
-)
+from contrastive_core.components import FrozenForSteps, MomentumTarget
+from contrastive_core.engine import CosineSchedule, WarmupThenConstant, cosine_schedule, linear_warmup
 
 MOMENTA = [0.0, 0.5, 0.996, 1.0]
 # Tight enough that any wrong formula fails by many orders of magnitude; loose enough for the one-ulp

@@ -28,11 +28,13 @@ from contrastive_core import (
     hookimpl,
     validate_recipe,
 )
-from contrastive_core.accelerator import get_accelerator
-from contrastive_core.random_state import augmentation_generator
-from contrastive_core.runner import run_recipe
-from contrastive_core.training_parts import build_training_parts
-from contrastive_core.training_step import TrainingStep
+from contrastive_core.engine import (
+    TrainingStep,
+    augmentation_generator,
+    build_training_parts,
+    get_accelerator,
+    run_recipe,
+)
 from tests.engine.loss_curves import CURVES, RECIPES, loss_curve
 from tests.engine.recipes import FIXTURE, tiny_recipe
 
@@ -197,7 +199,7 @@ def test_per_view_changes_reach_each_view():
     ]
     registry = default_registry()
     recipe = validate_recipe(data, registry=registry)
-    from contrastive_core.view_groups import resolve_view_groups
+    from contrastive_core.recipes import resolve_view_groups
 
     (group,) = resolve_view_groups(recipe, registry)
     assert [view[1].p for view in group.per_view] == [1.0, 0.0]
@@ -236,7 +238,7 @@ def test_a_method_with_a_bad_definition_is_refused_at_registration():
 def test_trainable_excludes_momentum_targets_and_keeps_the_online_order():
     from torch import nn
 
-    from contrastive_core.momentum_target import MomentumTarget
+    from contrastive_core.components import MomentumTarget
 
     class WithTarget(nn.Module):
         def __init__(self) -> None:

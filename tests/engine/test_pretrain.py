@@ -19,9 +19,8 @@ from safetensors.torch import load_file
 
 from contrastive_core import ComponentParams, Loss, Registry, get_plugin_manager, hookimpl, validate_recipe
 from contrastive_core.cli import main as cli_main
-from contrastive_core.encoder_export import load_encoder
-from contrastive_core.metrics_log import read_metrics
-from contrastive_core.runner import run_recipe
+from contrastive_core.engine import load_encoder, run_recipe
+from contrastive_core.run_directory import read_metrics
 from contrastive_plugins.stages.pretrain import NonFiniteLossError
 from tests.engine.recipes import FIXTURE, tiny_recipe
 

@@ -117,8 +117,8 @@ def install(point: str, count: int, ready_file: Path) -> None:
     """Put the pause at ``point`` into this process (before the command line runs)."""
     import accelerate
 
-    import contrastive_core.checkpoint as checkpoint
-    import contrastive_core.runner as runner
+    import contrastive_core.engine.checkpoint as checkpoint
+    import contrastive_core.engine.runner as runner
     import contrastive_plugins.stages.pretrain as pretrain
 
     pause = _Pause(point, count, ready_file)

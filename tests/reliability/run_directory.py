@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file as load_safetensors
 
-from contrastive_core.checkpoint import STATE_FILE, load_file
-from contrastive_core.metrics_log import read_metrics
+from contrastive_core.engine import STATE_FILE, load_file
+from contrastive_core.run_directory import read_metrics
 
 if sys.version_info >= (3, 11):
     import tomllib

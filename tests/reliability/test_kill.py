@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from contrastive_core.checkpoint import CheckpointError, load_file
+from contrastive_core.engine import CheckpointError, load_file
 from tests.reliability.cases import KILL_RUN_STEPS, KILLS, RANDOM_KILLS
 from tests.reliability.parametrize import mark_suite
 from tests.reliability.processes import BIN, ENV, PausedRun, contrastive_in_process

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from contrastive_core import RecipeError, Registry, get_plugin_manager, validate_recipe
-from contrastive_core.toml_writer import dumps
+from contrastive_core.recipes import dumps
 from tests.reliability.cases import RECIPE_ATTACKS, RECIPE_PROPERTIES
 from tests.reliability.interrupted_run import KILL_RECIPE
 from tests.reliability.parametrize import mark_suite

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from contrastive_core.encoder_export import EncoderFileError, load_encoder
+from contrastive_core.engine import EncoderFileError, load_encoder
 from tests.engine.recipes import FIXTURE
 from tests.reliability.cases import CRAFTED_CHECKPOINTS, CRAFTED_ENCODERS
 from tests.reliability.parametrize import mark_suite

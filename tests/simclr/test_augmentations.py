@@ -14,7 +14,7 @@ import torch
 from torchvision.transforms import RandomResizedCrop as TorchvisionRandomResizedCrop
 
 from contrastive_core import RecipeError, Registry, build, get_plugin_manager, hookimpl
-from contrastive_core.augmentation_pipeline import AugmentationPipeline, build_pipeline
+from contrastive_core.engine import AugmentationPipeline, build_pipeline
 from contrastive_plugins.simclr.augmentations import AUGMENTATIONS
 
 N = 4096

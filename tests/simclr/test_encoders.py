@@ -205,7 +205,7 @@ def test_global_batchnorm_encoder_exports_torchvision_keys(registry, device, nor
 
     Converting for CUDA only swaps module classes, so this runs without a GPU.
     """
-    from contrastive_core.global_batch_norm import convert_to_global_batchnorm
+    from contrastive_core.distributed import convert_to_global_batchnorm
 
     encoder = convert_to_global_batchnorm(build_encoder(registry, type="resnet18"), torch.device(device))
     assert {t.__name__ for t in batch_norm_types(encoder)} == {norm}

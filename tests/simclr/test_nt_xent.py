@@ -16,7 +16,7 @@ import torch
 
 import contrastive_plugins.simclr.plugin as simclr_plugin
 from contrastive_core import RecipeError, Registry, build, get_plugin_manager
-from contrastive_core.collectives import rank, world_size
+from contrastive_core.distributed import rank, world_size
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
 
 BATCH_SIZES = (1, 2, 7, 32)

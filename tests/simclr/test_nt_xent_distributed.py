@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from contrastive_core.collectives import rank, world_size
+from contrastive_core.distributed import rank, world_size
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
 
 WORLD = 2

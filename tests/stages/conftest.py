@@ -12,8 +12,7 @@ import torch
 from rich.console import Console
 
 from contrastive_core import Registry, build, get_plugin_manager, validate_recipe
-from contrastive_core.encoder_export import export_encoder
-from contrastive_core.runner import run_recipe
+from contrastive_core.engine import export_encoder, run_recipe
 
 FASHION = Path(__file__).resolve().parents[1] / "fixtures" / "fashion_mnist" / "plain"
 #: A tiny encoder: the fixture runs take fractions of a second.

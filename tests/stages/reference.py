@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from contrastive_core.encoder_export import load_encoder
+from contrastive_core.engine import load_encoder
 
 
 def plain_features(registry, encoder_dir, images: torch.Tensor, mean=None, std=None) -> np.ndarray:

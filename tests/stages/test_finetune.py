@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file as load_safetensors
 
-from contrastive_core.checkpoint import CheckpointManager, load_file
+from contrastive_core.engine import CheckpointManager, load_file
 from contrastive_plugins.stages.pretrain import NonFiniteLossError
 from tests.stages.conftest import recipe, run
 

@@ -6,8 +6,8 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from contrastive_core import cli
-from contrastive_core.augmentation_pipeline import build_pipeline
-from contrastive_core.image_grid import PADDING
+from contrastive_core.engine import build_pipeline
+from contrastive_core.reports import PADDING
 from tests.datasets.reference import read_uint8_idx
 from tests.engine.recipes import FIXTURE, tiny_recipe
 

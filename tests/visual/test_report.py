@@ -12,8 +12,9 @@ import torch
 from rich.console import Console
 from torchvision.io import decode_png
 
-from contrastive_core import cli, report
-from contrastive_core.report import REPORT_FILE, report_after_run
+from contrastive_core import cli
+from contrastive_core.reports import report, report_after_run
+from contrastive_core.run_directory import REPORT_FILE
 
 EMBEDDED_PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">')
 

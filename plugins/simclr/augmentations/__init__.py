@@ -1,7 +1,7 @@
 """SimCLR's data augmentations as batched, per-sample random GPU ops built on Kornia.
 
 Each op is its own registered component (``[[augmentations]]`` entries of a recipe, applied in order
-by :class:`contrastive_core.augmentation_pipeline.AugmentationPipeline`). Chen et al. (2020, Appendix A)
+by :class:`contrastive_core.engine.AugmentationPipeline`). Chen et al. (2020, Appendix A)
 compose random resized crop + flip, color jitter (p = 0.8), random grayscale (p = 0.2) and, on
 ImageNet, Gaussian blur (p = 0.5); solarize serves later methods (BYOL) and normalize ends a pipeline.
 """

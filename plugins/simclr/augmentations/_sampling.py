@@ -20,10 +20,3 @@ def uniform(
 def bernoulli(p: float, batch: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
     """(batch,) bool: True with probability ``p``, independently per sample (whether an op is applied)."""
     return torch.rand(batch, generator=generator, device=device) < p
-
-
-def select_per_sample(
-    applied: torch.Tensor, transformed: torch.Tensor, original: torch.Tensor
-) -> torch.Tensor:
-    """(B, C, H, W): ``transformed[b]`` where ``applied[b]`` (a (B,) bool tensor), else ``original[b]``."""
-    return torch.where(applied.view(-1, 1, 1, 1), transformed, original)

@@ -10,7 +10,8 @@ from pydantic import Field, model_validator
 
 from contrastive_core import ComponentParams
 
-from ._sampling import bernoulli, select_per_sample, uniform
+from ..fused_ops import select
+from ._sampling import bernoulli, uniform
 from .per_sample import PerSampleAugmentation
 
 
@@ -71,4 +72,4 @@ class GaussianBlur(PerSampleAugmentation):
         # One isotropic sigma per sample, as (sigma_y, sigma_x) rows.
         sigma = params["sigma"].to(images.dtype).unsqueeze(1).expand(-1, 2)
         blurred = gaussian_blur2d(images, kernel, sigma, border_type="reflect")
-        return select_per_sample(params["applied"], blurred, images)
+        return select(params["applied"], blurred, images)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 import torch
 
@@ -30,12 +31,23 @@ class PerSampleAugmentation(Augmentation):
         params = self.sample_params(images.shape, images.device, generator)
         return self.apply(images, params)
 
-    @classmethod
-    def fused_pipeline_class(cls) -> type:
-        """The batched pipeline that stands in for a list of SimCLR ops (see ``build_pipeline``)."""
-        from ..fused_pipeline import FusedSimCLRPipeline  # imported here: that module imports the ops
+    #: The batched pipeline offered for lists of these ops, None until one is offered.
+    _fused_pipeline: ClassVar[type | None] = None
 
-        return FusedSimCLRPipeline
+    @classmethod
+    def fused_pipeline_class(cls) -> type | None:
+        """The batched pipeline that stands in for a list of SimCLR ops (see ``build_pipeline``), or None.
+
+        The pipeline's module (:mod:`..fused_pipeline`) imports the ops it reproduces, so the ops do not
+        import it: importing it offers it here (:meth:`offer_fused_pipeline`), and the plugin's
+        ``register_augmentations`` imports it, so a registry holding the ops has it.
+        """
+        return PerSampleAugmentation._fused_pipeline
+
+    @staticmethod
+    def offer_fused_pipeline(pipeline_class: type) -> None:
+        """Make ``pipeline_class`` the answer of :meth:`fused_pipeline_class` for every op of this family."""
+        PerSampleAugmentation._fused_pipeline = pipeline_class
 
     @abstractmethod
     def sample_params(

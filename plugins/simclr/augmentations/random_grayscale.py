@@ -10,7 +10,8 @@ from pydantic import Field
 
 from contrastive_core import ComponentParams
 
-from ._sampling import bernoulli, select_per_sample
+from ..fused_ops import select
+from ._sampling import bernoulli
 from .per_sample import PerSampleAugmentation
 
 
@@ -45,4 +46,4 @@ class RandomGrayscale(PerSampleAugmentation):
         if channels != 3:
             raise ValueError(f"random_grayscale needs 1 or 3 channels, got {channels}")
         gray = rgb_to_grayscale(images).expand_as(images)
-        return select_per_sample(params["applied"], gray, images)
+        return select(params["applied"], gray, images)

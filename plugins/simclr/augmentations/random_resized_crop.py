@@ -6,12 +6,12 @@ import math
 from typing import Literal
 
 import torch
-from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import crop_and_resize
 from pydantic import Field, model_validator
 
 from contrastive_core import ComponentParams
 
+from ..fused_ops import antialias_blur
 from ._sampling import uniform
 from .per_sample import PerSampleAugmentation
 
@@ -125,22 +125,5 @@ class RandomResizedCrop(PerSampleAugmentation):
             dim=1,
         )
         if self.params.antialias:
-            images = self._antialias(images, params)
+            images = antialias_blur(images, params, size)
         return crop_and_resize(images, boxes, (size, size), mode="bilinear", align_corners=True)
-
-    def _antialias(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Blur each image with the Gaussian that suits its crop's downscale factor per axis."""
-        _, _, image_height, image_width = images.shape
-        size = self.params.size
-        # The largest possible shrink (the whole image to `size`) bounds every sample's sigma, so the
-        # shared kernel size follows from shapes alone, without reading the sampled boxes on the host.
-        largest_sigma = (max(image_height, image_width) / size - 1) / 2
-        if largest_sigma <= 0:
-            return images
-        radius = math.ceil(2 * largest_sigma)
-        # Reflect padding needs the radius to stay below each side.
-        kernel = (2 * min(radius, image_height - 1) + 1, 2 * min(radius, image_width - 1) + 1)
-        shrink = torch.stack([params["height"], params["width"]], dim=-1).to(images.dtype) / size
-        # A tiny positive sigma gives a one-hot kernel: the crops that are enlarged stay untouched.
-        sigma = ((shrink - 1) / 2).clamp(min=1e-3)
-        return gaussian_blur2d(images, kernel, sigma, border_type="reflect")

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from contrastive_core import ComponentParams
 
-from ._sampling import bernoulli, select_per_sample
+from ..fused_ops import select
+from ._sampling import bernoulli
 from .per_sample import PerSampleAugmentation
 
 
@@ -40,4 +41,4 @@ class Solarize(PerSampleAugmentation):
         return {"applied": bernoulli(self.params.p, batch_shape[0], device, generator)}
 
     def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return select_per_sample(params["applied"], solarize(images, float(self.params.threshold)), images)
+        return select(params["applied"], solarize(images, float(self.params.threshold)), images)

@@ -6,8 +6,8 @@ residual blocks per width, each stage after the first halving the resolution, th
 pooling. With the default widths (32, 64, 128) a 28x28 image goes 14x14 -> 7x7 -> 4x4.
 
 Why not full resolution: the stride-2 stem works on a quarter of the pixels, so a few minutes of a
-2-core CPU buy several epochs, and there more epochs beat more pixels (shared/anchors/README.md reports
-that comparison for a plain script).
+2-core CPU buy several epochs, and there more epochs beat more pixels (measured with a plain reference
+script on the same machine).
 """
 
 from __future__ import annotations

@@ -25,10 +25,9 @@ from pydantic import Field
 from torch import nn
 
 from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
-from contrastive_core.collectives import all_reduce_mean
-from contrastive_core.frozen_for_steps import FrozenForSteps
-from contrastive_core.momentum_target import MomentumTarget
-from contrastive_core.scalar_schedule import cosine_schedule
+from contrastive_core.components import FrozenForSteps, MomentumTarget
+from contrastive_core.distributed import all_reduce_mean
+from contrastive_core.engine import cosine_schedule
 
 
 class MomentumPredictorParams(ComponentParams):

@@ -1,0 +1,31 @@
+"""What the ``contrastive`` subcommands share: argument types and the registry their ``--block`` selects."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..registration.plugin_manager import get_plugin_manager
+from ..registration.registry import Registry
+
+
+def registry_from_args(args: argparse.Namespace, strict: bool = True) -> Registry:
+    """The registry of the environment's plugins minus those blocked with ``--block`` (before or after
+    the command)."""
+    blocked = [*args.block, *args.block_after]
+    return Registry.from_plugin_manager(get_plugin_manager(blocked=blocked), strict=strict)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value

@@ -1,0 +1,167 @@
+"""``contrastive bench RECIPE``: where the recipe's training step spends its time, on this machine.
+
+Measures, in one process on the recipe's device, the bare encoder step, augmentation alone, loss alone,
+optimizer step alone, data loading alone and the full pretrain step (see :mod:`contrastive_core.engine.benchmark`),
+prints views/s and each part's share of the full step, and can write everything as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ...engine.benchmark import BenchmarkResult, BenchSettings, run_benchmark
+from ...recipes.recipe import load_recipe
+from ..arguments import non_negative_int, positive_int, registry_from_args
+
+#: The fraction of the bare encoder step's throughput that the full step should keep on a GPU (the project's goal).
+TARGET_FULL_OVER_BARE = 0.9
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    bench = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="measure the training step and its parts (views/s) on this machine",
+        description="Measure, on the recipe's device and precision, the bare encoder step, augmentation, "
+        "loss, optimizer step and data loading alone, and the full pretrain step; print views/s and each "
+        "part's share of the full step.",
+    )
+    bench.add_argument(
+        "recipe", type=Path, help="the recipe TOML file (its first pretrain stage is measured)"
+    )
+    bench.add_argument(
+        "--steps", type=positive_int, default=20, help="timed steps per measurement (default: 20)"
+    )
+    bench.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps before (default: 3)")
+    bench.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=5,
+        help="interleaved rounds the timed steps are split into; each part's time is its median round "
+        "(default: 5)",
+    )
+    bench.add_argument(
+        "--batch-size", type=positive_int, help="images per step (default: the pretrain stage's batch_size)"
+    )
+    bench.add_argument(
+        "--synthetic-images",
+        type=image_shape,
+        metavar="C,H,W",
+        help="use random uint8 images of this shape held on the device instead of the recipe's dataset",
+    )
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set stages[0].fused_augmentations=false (repeatable)",
+    )
+    bench.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace, console: Console) -> int:
+    registry = registry_from_args(args)
+    recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
+    settings = BenchSettings(
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        batch_size=args.batch_size,
+        synthetic_images=args.synthetic_images,
+    )
+    progress = Console(file=sys.stderr, highlight=False)
+    result = run_benchmark(
+        recipe,
+        registry,
+        settings,
+        recipe_path=args.recipe,
+        report=lambda line: progress.print(line, style="dim"),
+    )
+    result.settings["command"] = command_line(args)
+    console.print(result_table(result))
+    ratio = result.full_over_bare
+    verdict = "meets" if ratio >= TARGET_FULL_OVER_BARE else "is below"
+    console.print(
+        f"full / bare = {ratio:.2f}: the full step keeps {ratio:.0%} of the bare encoder step's throughput "
+        f"({verdict} the GPU goal of {TARGET_FULL_OVER_BARE:.0%})"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``contrastive bench`` command that repeats this measurement."""
+    words = [
+        "contrastive",
+        "bench",
+        str(args.recipe),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--rounds",
+        str(args.rounds),
+    ]
+    if args.batch_size is not None:
+        words += ["--batch-size", str(args.batch_size)]
+    if args.synthetic_images is not None:
+        words += ["--synthetic-images", ",".join(map(str, args.synthetic_images))]
+    for override in args.overrides:
+        words += ["--set", override]
+    for plugin in [*args.block, *args.block_after]:
+        words += ["--block", plugin]
+    return shlex.join(words)
+
+
+def result_table(result: BenchmarkResult) -> Table:
+    """The measurements as a table: what each times, ms per step, views/s, share of the full step."""
+    machine, settings = result.machine, result.settings
+    device = machine.get("gpu", machine["cpu"]) + f" ({machine['device']})"
+    table = Table(
+        title=f"{result.recipe}: {settings['batch_size']} images x 2 views per step on {device}",
+        caption=f"{settings['encoder']}, views {'x'.join(map(str, settings['views']))}, precision "
+        f"{settings['precision']}, channels_last {settings['channels_last']}, compile {settings['compile']}, "
+        f"{settings['pipeline']}; torch {machine['torch']}, {result.date}, load average "
+        f"{machine['load_average_1min']} on {machine['cpu_cores']} cores before the run",
+    )
+    for column, justify in (
+        ("part", "left"),
+        ("what is timed", "left"),
+        ("ms / step", "right"),
+        ("views / s", "right"),
+        ("share of full", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for name, measurement in result.measurements.items():
+        table.add_row(
+            name,
+            measurement.description,
+            f"{1000 * measurement.seconds_per_step:.2f}",
+            f"{measurement.views_per_s:,.0f}",
+            f"{result.share_of_full(name):.0%}",
+        )
+    return table
+
+
+def image_shape(text: str) -> tuple[int, int, int]:
+    """'3,256,256' (or '3x256x256') -> (3, 256, 256)."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        shape = tuple(int(part) for part in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,32,32, got {text!r}")
+    return shape  # type: ignore[return-value]

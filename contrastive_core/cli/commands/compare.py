@@ -1,0 +1,156 @@
+"""``contrastive compare RUN_DIR...``: the results of several runs side by side, optionally as bar plots.
+
+Reads each run directory's ``results.json`` (the metrics of every finished stage) and prints one table
+with a row per stage metric and a column per run. ``--plot FILE.png`` draws one small bar chart per
+metric (matplotlib, the optional ``report`` extra), each with its own scale, since accuracies,
+losses and throughputs do not share an axis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ...errors import ContrastiveError
+from ...reports.report import figure_png, format_value, load_figure_class
+from ...run_directory.atomic import write_atomic
+from ...run_directory.names import MANIFEST_FILE, RESULTS_FILE
+
+#: (stage key, metric name): one row of the comparison.
+MetricKey = tuple[str, str]
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    compare = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="compare the results of several runs",
+        description="Print the results (results.json) of several run directories side by side.",
+    )
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    compare.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        default=[],
+        metavar="[STAGE.]METRIC",
+        help="show only this metric, e.g. knn_eval.top1 or top1 (any stage); repeatable",
+    )
+    compare.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw bar plots into this PNG file"
+    )
+    compare.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace, console: Console) -> int:
+    if args.plot is not None:
+        load_figure_class("compare --plot")  # before reading anything: say at once what is missing
+    runs = {
+        label: read_results(path)
+        for label, path in zip(run_labels(args.run_dirs), args.run_dirs, strict=True)
+    }
+    rows = select_metrics(metric_rows(runs.values()), args.metrics)
+    console.print(comparison_table(runs, rows))
+    if args.plot is not None:
+        png = comparison_plot(runs, rows)
+        write_atomic(args.plot, lambda file: file.write(png))
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The ``results.json`` of a run directory: metrics by stage key."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        problem = (
+            "no stage has finished yet"
+            if (Path(run_dir) / MANIFEST_FILE).is_file()
+            else "not a run directory"
+        )
+        raise ContrastiveError(f"{run_dir} has no {RESULTS_FILE} ({problem})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_labels(run_dirs: list[Path]) -> list[str]:
+    """Column names: each directory's last part, or the whole paths when those parts repeat."""
+    names = [path.resolve().name for path in run_dirs]
+    return names if len(set(names)) == len(names) else [str(path) for path in run_dirs]
+
+
+def metric_rows(all_results: Any) -> list[MetricKey]:
+    """Every (stage, metric) of any run, in the order the runs first report them."""
+    rows: dict[MetricKey, None] = {}
+    for results in all_results:
+        for stage, metrics in results.items():
+            for name in metrics:
+                rows.setdefault((stage, name))
+    return list(rows)
+
+
+def select_metrics(rows: list[MetricKey], wanted: list[str]) -> list[MetricKey]:
+    """The rows ``--metric`` asks for (``stage.metric`` or a bare ``metric``); all rows when none."""
+    if not wanted:
+        return rows
+    selected = [row for row in rows if f"{row[0]}.{row[1]}" in wanted or row[1] in wanted]
+    if not selected:
+        known = ", ".join(f"{stage}.{name}" for stage, name in rows)
+        raise ContrastiveError(f"no run has the metric(s) {', '.join(wanted)}; the runs have: {known}")
+    return selected
+
+
+def comparison_table(runs: dict[str, dict[str, dict[str, Any]]], rows: list[MetricKey]) -> Table:
+    """A rich table: a row per (stage, metric), a column per run; '-' where a run lacks the metric."""
+    table = Table(title="results")
+    table.add_column("stage")
+    table.add_column("metric")
+    for label in runs:
+        table.add_column(Text(label), justify="right")
+    previous_stage = None
+    for stage, name in rows:
+        values = [runs[label].get(stage, {}).get(name) for label in runs]
+        cells = [Text("-" if value is None else format_value(value)) for value in values]
+        table.add_row(Text(stage if stage != previous_stage else ""), Text(name), *cells)
+        previous_stage = stage
+    return table
+
+
+def comparison_plot(runs: dict[str, dict[str, dict[str, Any]]], rows: list[MetricKey]) -> bytes:
+    """One bar chart per numeric (stage, metric), a bar per run, as PNG bytes."""
+    plotted = [row for row in rows if any(_number(results, row) is not None for results in runs.values())]
+    if not plotted:
+        raise ContrastiveError("none of the selected metrics is a number; nothing to plot")
+    Figure = load_figure_class("compare --plot")
+    columns = min(3, len(plotted))
+    lines = math.ceil(len(plotted) / columns)
+    figure = Figure(figsize=(4.2 * columns, 3.2 * lines), layout="constrained")
+    labels = list(runs)
+    colours = [f"C{index % 10}" for index in range(len(labels))]
+    for index, (stage, name) in enumerate(plotted):
+        axes = figure.add_subplot(lines, columns, index + 1)
+        heights = [_number(runs[label], (stage, name)) for label in labels]
+        bars = axes.bar(
+            range(len(labels)),
+            [math.nan if h is None else h for h in heights],
+            color=colours,
+            tick_label=labels,
+        )
+        axes.bar_label(bars, labels=["" if h is None else f"{h:.4g}" for h in heights], fontsize=8)
+        axes.set_title(f"{stage}: {name}")
+        axes.tick_params(axis="x", labelrotation=20, labelsize=8)
+        axes.grid(True, axis="y", alpha=0.3)
+        axes.margins(y=0.15)  # room for the value labels above the tallest bar
+    return figure_png(figure)
+
+
+def _number(results: dict[str, dict[str, Any]], row: MetricKey) -> float | None:
+    value = results.get(row[0], {}).get(row[1])
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)

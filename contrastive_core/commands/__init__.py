@@ -1,1 +1,0 @@
-"""Subcommands of ``contrastive`` beyond run/validate/plugins/list/schema, one module each."""

@@ -1,0 +1,50 @@
+"""The component interfaces: the abstract kinds plugins implement, and the parts a method is built of.
+
+* :class:`Component` and :class:`ComponentParams`: the base of every registered component (a ``name``
+  and a typed params model);
+* one abstract base per kind: :class:`Method`, :class:`Augmentation`, :class:`Encoder`, :class:`Head`,
+  :class:`Loss`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset`, :class:`Stage` (with the
+  :class:`StageContext` the runner hands a stage);
+* what the method interface speaks of: :class:`ViewGroup`, :class:`StepProgress`,
+  :class:`MethodOutput`, :class:`MethodParts`, and the two building blocks its hooks return,
+  :class:`MomentumTarget` (an EMA copy of a network) and :class:`FrozenForSteps` (parameters held
+  still for the first steps).
+
+Nothing here imports the rest of contrastive_core (only :mod:`contrastive_core.errors` is below it).
+"""
+
+from __future__ import annotations
+
+from .augmentation import Augmentation
+from .component import Component, ComponentParams
+from .dataset import Dataset
+from .encoder import Encoder
+from .frozen_for_steps import FrozenForSteps
+from .head import Head
+from .loss import Loss
+from .method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
+from .momentum_target import MomentumTarget
+from .optimizer import Optimizer
+from .scheduler import Scheduler
+from .stage import Stage, StageContext
+
+__all__ = [
+    "Augmentation",
+    "Component",
+    "ComponentParams",
+    "Dataset",
+    "Encoder",
+    "FrozenForSteps",
+    "Head",
+    "Loss",
+    "Method",
+    "MethodOutput",
+    "MethodParts",
+    "MomentumTarget",
+    "Optimizer",
+    "Scheduler",
+    "Stage",
+    "StageContext",
+    "StepProgress",
+    "ViewGroup",
+]

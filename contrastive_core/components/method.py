@@ -1,0 +1,210 @@
+"""The method kind: what differs between self-supervised methods (SimCLR, BYOL, MoCo, DINO, ...), and nothing else.
+
+A method is one ``nn.Module`` that owns every network and every piece of state its algorithm needs,
+so a single ``state_dict`` checkpoints all of it and resume is exact:
+
+* **its modules**: the online encoder f and projection head g the engine builds from ``[model]``, an
+  optional predictor (``[model.predictor]``), its loss (``[loss]``) when it takes one, momentum targets
+  (:class:`~contrastive_core.components.MomentumTarget`), and state such as a queue of keys, a
+  centre or prototypes, as parameters or buffers;
+* **the views it trains on**: named view groups (:class:`ViewGroup`: SimCLR ``global x 2``, DINO
+  ``global x 2 + local x 8``), each made by one augmentation pipeline from the recipe;
+* **its objective**: ``forward(views, progress) -> MethodOutput(loss, metrics)``, device tensors only,
+  with ``progress`` (:class:`StepProgress`) holding host-side step counts so schedules (an EMA momentum
+  0.996 -> 1, a teacher temperature) cost nothing on the device;
+* **what the optimizer trains** (:meth:`Method.trainable`: targets excluded), **what moves after the
+  optimizer step** (:meth:`Method.momentum_updates`), **what stays frozen for the first steps**
+  (:meth:`Method.frozen_parts`) and **which encoder is exported and evaluated**
+  (:meth:`Method.exported_encoder`: DINO evaluates its teacher).
+
+The engine's step (:mod:`contrastive_core.engine.training_step`) calls these in the order of the papers'
+algorithms: views -> ``forward`` -> backward -> cancel frozen gradients -> clip -> optimizer step ->
+schedule -> momentum updates. There are no callbacks.
+
+State that must agree across processes (a MoCo queue, a DINO centre) is kept identical on every rank by
+the method itself, from all-gathered or all-reduced values (:mod:`contrastive_core.distributed.collectives`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from .component import Component, ComponentParams
+from .frozen_for_steps import FrozenForSteps
+from .momentum_target import MomentumTarget
+
+_GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ViewGroup:
+    """A group of views a method needs: ``count`` views of every image, named ``name``.
+
+    ``count = None`` lets the recipe choose how many (e.g. DINO's local crops). Every view of a group is
+    made by the same pipeline in one batched transform and has the same size; the method receives the
+    group as one ``(count * B, C, H, W)`` tensor whose rows ``v * B ... (v + 1) * B - 1`` are view v.
+    """
+
+    name: str
+    count: int | None = 2
+
+    def __post_init__(self) -> None:
+        if not _GROUP_NAME.match(self.name):
+            raise ValueError(f"a view group name must be a lowercase identifier, got {self.name!r}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"view group {self.name!r} needs at least one view, got count {self.count}")
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Where training is, on the host: ``step`` optimizer steps done of ``total_steps``.
+
+    Handed to :meth:`Method.forward` and :meth:`Method.momentum_updates` so schedules are host floats.
+    """
+
+    step: int
+    total_steps: int
+    steps_per_epoch: int
+
+    @property
+    def epoch(self) -> float:
+        """Epochs done, fractional (``step / steps_per_epoch``)."""
+        return self.step / self.steps_per_epoch
+
+    @property
+    def fraction(self) -> float:
+        """The fraction of training done, in [0, 1]."""
+        return min(1.0, self.step / self.total_steps)
+
+
+class MethodOutput(NamedTuple):
+    """What :meth:`Method.forward` returns: the loss to minimise (0-d) and metrics to log.
+
+    ``metrics`` maps names to 0-d device tensors (detached); the engine averages them over the logging
+    interval and over processes, and reads them only at log steps, so producing them costs no host sync.
+    """
+
+    loss: torch.Tensor
+    metrics: Mapping[str, torch.Tensor] = {}
+
+
+@dataclass
+class MethodParts:
+    """The components the engine builds from the recipe for a method (None where the recipe has none).
+
+    ``encoder``: f from ``[model.encoder]``, ``(B, C, H, W) -> (B, feature_dim)``; ``head``: g from
+    ``[model.head]``, built with ``in_dim = encoder.feature_dim``; ``predictor``: q from
+    ``[model.predictor]`` (a head-kind component built with ``in_dim = head.out_dim``); ``loss``: the
+    recipe's ``[loss]``.
+    """
+
+    encoder: nn.Module
+    head: nn.Module | None = None
+    predictor: nn.Module | None = None
+    loss: nn.Module | None = None
+
+
+class Method(Component, nn.Module):
+    """A self-supervised method: its networks, state, views and objective (see the module docstring).
+
+    Class attributes a concrete method sets, besides ``name`` and ``Params``:
+
+    * ``views``: the :class:`ViewGroup` tuple it trains on. A recipe's ``[[augmentations]]`` list makes
+      every group of a method that needs one size; ``[[views]]`` gives each group its own list.
+    * ``requires``: the recipe sections it builds from, of ``"model.head"``, ``"model.predictor"`` and
+      ``"loss"``; validation reports a missing one, and one present that the method would ignore.
+
+    The engine builds it as ``Method.from_params(params, parts=MethodParts(...))``; a subclass's
+    ``__init__(params, parts)`` keeps what it uses as submodules (the attribute ``encoder`` is required:
+    the engine checks data against it, compiles and checkpoints it).
+    """
+
+    kind: ClassVar[str] = "method"
+    views: ClassVar[tuple[ViewGroup, ...]] = (ViewGroup("global", 2),)
+    requires: ClassVar[tuple[str, ...]] = ("model.head",)
+
+    #: The sections :attr:`requires` may name (what the engine can build for a method).
+    OPTIONAL_SECTIONS: ClassVar[tuple[str, ...]] = ("model.head", "model.predictor", "loss")
+
+    encoder: nn.Module
+
+    @classmethod
+    def definition_problem(cls) -> str | None:
+        """Why this class's ``views`` / ``requires`` cannot work, or None (checked at registration)."""
+        if not cls.views or not all(isinstance(group, ViewGroup) for group in cls.views):
+            return f"{cls.__qualname__}.views must be a non-empty tuple of contrastive_core.ViewGroup"
+        names = [group.name for group in cls.views]
+        if len(set(names)) != len(names):
+            return f"{cls.__qualname__}.views names a group twice: {', '.join(names)}"
+        unknown = [section for section in cls.requires if section not in cls.OPTIONAL_SECTIONS]
+        if unknown:
+            return (
+                f"{cls.__qualname__}.requires may name {', '.join(cls.OPTIONAL_SECTIONS)}; "
+                f"not {', '.join(unknown)}"
+            )
+        return None
+
+    def __init__(self, params: ComponentParams, parts: MethodParts) -> None:
+        nn.Module.__init__(self)
+        self.params = params
+        self.encoder = parts.encoder
+
+    @abstractmethod
+    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        """``views[group]``: (count * B, C, H, W) float views per :attr:`views` group -> the loss and metrics.
+
+        Called inside the run's autocast context; issue no host-device synchronisation here.
+        """
+
+    def trainable(self) -> nn.Module:
+        """The module whose parameters the optimizer trains; its parameter order is the optimizer's.
+
+        The default is the method without its momentum targets' networks (their parameters follow the
+        online ones by EMA, not by gradient). Exclusions such as LARS's for BatchNorm and biases are the
+        optimizer's and are kept: it sees the real modules.
+        """
+        targets = {id(target) for target in self.modules() if isinstance(target, MomentumTarget)}
+        if not targets:
+            return self
+        return _Without(self, targets)
+
+    def momentum_updates(self, progress: StepProgress) -> Sequence[tuple[MomentumTarget, float]]:
+        """The momentum targets to update after this optimizer step and the momentum of each (host floats).
+
+        ``progress.step`` counts the steps done including this one. Default: none.
+        """
+        return ()
+
+    def frozen_parts(self) -> Sequence[FrozenForSteps]:
+        """Parameters whose gradients are cancelled for their first steps (e.g. SwAV's prototypes). Default: none."""
+        return ()
+
+    def exported_encoder(self) -> nn.Module:
+        """The encoder exported after pretraining and evaluated by later stages. Default: ``self.encoder``."""
+        return self.encoder
+
+
+class _Without(nn.Module):
+    """A view of ``method``'s direct and nested children without the modules whose ids are in ``skip``.
+
+    Only used to hand parameter lists (with their owning modules) to an optimizer; never called.
+    """
+
+    def __init__(self, method: nn.Module, skip: set[int]) -> None:
+        super().__init__()
+        for name, child in method.named_children():
+            if id(child) in skip:
+                continue
+            if any(id(inner) in skip for inner in child.modules()):
+                self.add_module(name, _Without(child, skip))
+            else:
+                self.add_module(name, child)
+        for name, parameter in method.named_parameters(recurse=False):
+            self.register_parameter(name, parameter)

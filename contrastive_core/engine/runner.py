@@ -1,0 +1,244 @@
+"""Running a recipe: the run directory, its records, and the stages in order.
+
+Layout of a run directory (the names are :mod:`contrastive_core.run_directory.names`)::
+
+    recipe.resolved.toml   the validated recipe with every default filled in
+    manifest.json          versions, plugins, git commit, command line, start time
+    results.json           metrics of each finished stage, by stage key
+    report.html            plots, results and recipe in one page (at the end, when matplotlib is installed)
+    <stage key>/           each stage's own files; stage.json marks it finished
+
+Running a recipe into a directory that already holds the same resolved recipe resumes it: finished
+stages are skipped (their metrics and artifacts restored) and the first unfinished one starts again
+(resuming from its own checkpoints if it writes any).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import broadcast_object_list
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from ..components.stage import StageContext
+from ..errors import ContrastiveError
+from ..recipes.recipe import stage_keys
+from ..recipes.toml_writer import dumps
+from ..registration.registry import Registry
+from ..reports.report import report_after_run
+from ..run_directory.atomic import write_json_atomic, write_text_atomic
+from ..run_directory.manifest import build_manifest
+from ..run_directory.names import (
+    LOCK_FILE,
+    MANIFEST_FILE,
+    RESOLVED_RECIPE_FILE,
+    RESULTS_FILE,
+    STAGE_DONE_FILE,
+)
+from .accelerator import get_accelerator
+
+
+class RunDirectoryError(ContrastiveError):
+    """The run directory cannot be used as asked (another recipe in it, another run holding it)."""
+
+
+class RunFileSystemError(ContrastiveError):
+    """An operating-system error (disk full, read-only file system) stopped a run that had started."""
+
+    exit_code = 1
+
+
+def resolved_toml(recipe: BaseModel) -> str:
+    """The recipe with every default filled in, as TOML that validates to the same recipe."""
+    return dumps(recipe.model_dump(mode="json", exclude_none=True))
+
+
+def run_recipe(
+    recipe: BaseModel,
+    *,
+    registry: Registry,
+    run_dir: Path,
+    console: Console,
+    recipe_path: Path | None = None,
+    command_line: list[str] | None = None,
+    fresh: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key.
+
+    Under a launcher (torchrun, accelerate launch) every process calls this; the main process alone
+    writes the run directory's records and holds its lock, the others only run the stages.
+    """
+    run_dir = Path(run_dir)
+    accelerator = get_accelerator(recipe.run)
+    main = accelerator.is_main_process
+    if not main:
+        console.quiet = True
+    with ExitStack() as held:
+        problem = None
+        if main:
+            try:
+                if fresh:
+                    _clear_run_dir(run_dir, console)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(_exclusive(run_dir))
+                resolved = resolved_toml(recipe)
+                _check_same_recipe(run_dir, resolved)
+                write_text_atomic(run_dir / RESOLVED_RECIPE_FILE, resolved)
+                write_json_atomic(
+                    run_dir / MANIFEST_FILE,
+                    build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv)
+                    | {"processes": accelerator.num_processes},
+                )
+            except RunDirectoryError as error:
+                problem = str(error)
+            except OSError as error:  # e.g. a read-only or full file system
+                problem = f"cannot use the run directory {run_dir}: {error}"
+        # Every process learns whether the main one could set up the directory, so none waits forever.
+        problem = broadcast_object_list([problem])[0] if accelerator.num_processes > 1 else problem
+        if problem is not None:
+            raise RunDirectoryError(problem)
+        try:
+            results = _run_stages(recipe, registry, run_dir, console, main, accelerator.wait_for_everyone)
+        except OSError as error:
+            raise RunFileSystemError(
+                f"the run stopped on an operating-system error: {error}. Checkpoints and records are written "
+                f"atomically, so what {run_dir} holds is complete; fix the cause (free disk space, make the "
+                "directory writable) and run the same command again to resume."
+            ) from error
+    console.print(results_table(results))
+    console.print(f"run directory: {run_dir}")
+
+    # --- report.html (plots, results, recipe) when the optional matplotlib is installed ------------
+    # After the results are saved; report_after_run never raises, so it cannot fail a finished run.
+    if main:
+        report_after_run(run_dir, console)
+    return results
+
+
+def _run_stages(
+    recipe: BaseModel,
+    registry: Registry,
+    run_dir: Path,
+    console: Console,
+    main: bool,
+    barrier: Callable[[], None],
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    artifacts: dict[str, dict[str, Path]] = {}
+    for index, (key, params) in enumerate(zip(stage_keys(recipe), recipe.stages, strict=True)):
+        stage_dir = run_dir / key
+        done = _read_done(stage_dir)
+        if done is not None:
+            console.print(
+                f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]"
+            )
+            results[key] = done["metrics"]
+            artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
+            continue
+        console.print(f"[bold]stage {index + 1}/{len(recipe.stages)} {key}[/bold] ({params.type})")
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        stage = registry.get("stage", params.type).from_params(params)
+        context = StageContext(
+            recipe=recipe,
+            registry=registry,
+            run_dir=run_dir,
+            stage_dir=stage_dir,
+            key=key,
+            index=index,
+            console=console,
+            results=results,
+            artifacts=artifacts,
+        )
+        results[key] = stage.run(context)
+        if main:
+            produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
+            write_json_atomic(
+                stage_dir / STAGE_DONE_FILE,
+                {
+                    "metrics": results[key],
+                    "artifacts": {
+                        name: str(path.relative_to(stage_dir.resolve())) for name, path in produced.items()
+                    },
+                },
+            )
+            write_json_atomic(run_dir / RESULTS_FILE, results)
+        barrier()  # the next stage (in every process) starts after the marker is written
+    if main:
+        # Again at the end: a run killed between the last stage's marker and results.json would otherwise
+        # keep a results.json without that stage, as every stage is then skipped.
+        write_json_atomic(run_dir / RESULTS_FILE, results)
+    return results
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="results")
+    table.add_column("stage")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, metrics in results.items():
+        for index, (name, value) in enumerate(metrics.items()):
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            table.add_row(key if index == 0 else "", name, shown)
+    return table
+
+
+def _read_done(stage_dir: Path) -> dict[str, Any] | None:
+    marker = stage_dir / STAGE_DONE_FILE
+    if not marker.is_file():
+        return None
+    return json.loads(marker.read_text(encoding="utf-8"))
+
+
+def _check_same_recipe(run_dir: Path, resolved: str) -> None:
+    existing = run_dir / RESOLVED_RECIPE_FILE
+    if existing.is_file() and existing.read_text(encoding="utf-8") != resolved:
+        raise RunDirectoryError(
+            f"{run_dir} holds a run of a different recipe (see {existing}); resuming it with this recipe "
+            "would mix the two. Use another --out directory, or --fresh to start this directory over."
+        )
+
+
+def _clear_run_dir(run_dir: Path, console: Console) -> None:
+    if not run_dir.exists():
+        return
+    if not (run_dir / MANIFEST_FILE).is_file() and any(run_dir.iterdir()):
+        raise RunDirectoryError(
+            f"--fresh would delete {run_dir}, which is not empty and is not a contrastive run directory "
+            f"(no {MANIFEST_FILE}); refusing. Choose another --out directory."
+        )
+    with _exclusive(run_dir):
+        for child in run_dir.iterdir():
+            if child.name == LOCK_FILE:
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    console.print(f"--fresh: cleared {run_dir}")
+
+
+@contextmanager
+def _exclusive(run_dir: Path):
+    """Hold an exclusive lock on the run directory so a second run into it refuses instead of mixing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with open(run_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"another run is using {run_dir} (it holds {run_dir / LOCK_FILE}); wait for it to finish or use "
+                "another --out directory"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,84 @@
+"""One self-supervised training step, the same code for the ``pretrain`` stage and ``contrastive bench``.
+
+The step of every method, in the order of the papers' algorithms (SimCLR, Chen et al. 2020, Algorithm
+1; BYOL, Grill et al. 2020, Algorithm 1; DINO, Caron et al. 2021, Algorithm 1):
+
+1. make each view group's views of the uint8 batch on the device (one batched transform per group);
+2. the method's forward: its networks on the views and its loss;
+3. backward; cancel the gradients of parts still frozen; clip; the optimizer step; the schedule;
+4. move the momentum targets towards the online networks.
+
+The step never reads a value back from the device, so the host can queue the next step while the
+accelerator is still busy with this one; schedules (learning rate, EMA momentum) are host floats
+computed from the step count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..components.method import Method, MethodOutput, StepProgress
+from .augmentation_pipeline import AugmentationPipeline
+
+
+@dataclass
+class TrainingStep:
+    """``step(images, progress)`` trains on one uint8 batch (B, C, H, W) on the device.
+
+    ``method`` is the method as prepared by ``accelerator`` (possibly wrapped for data parallelism) and
+    ``unwrapped`` the same module unwrapped, whose ``momentum_updates`` and ``frozen_parts`` the step
+    reads; ``views`` holds one pipeline per view group; ``generator`` is the device generator the views
+    are drawn from; ``channels_last`` converts the views to the memory format of a channels-last model;
+    ``grad_clip_norm`` clips the global gradient norm of the trained parameters before the update.
+    ``progress`` counts the steps done before this one. Returns the method's output, detached.
+    """
+
+    views: Mapping[str, AugmentationPipeline]
+    method: nn.Module
+    unwrapped: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: Any | None
+    accelerator: Any
+    generator: torch.Generator
+    channels_last: bool = False
+    grad_clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        self._trained = [p for p in self.unwrapped.trainable().parameters()]
+        self._frozen = list(self.unwrapped.frozen_parts())
+
+    def make_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each group's views of ``images``: name -> (count * B, C, H', W'), rows v B ... (v + 1) B - 1 view v."""
+        with torch.no_grad():
+            views = {
+                name: pipeline.stacked_views(images, None, self.generator)
+                for name, pipeline in self.views.items()
+            }
+        if self.channels_last:
+            views = {name: view.contiguous(memory_format=torch.channels_last) for name, view in views.items()}
+        return views
+
+    def __call__(self, images: torch.Tensor, progress: StepProgress) -> MethodOutput:
+        views = self.make_views(images)
+        with self.accelerator.autocast():
+            output = self.method(views, progress)
+        self.accelerator.backward(output.loss)
+        for part in self._frozen:
+            part.cancel_gradients(progress.step)
+        if self.grad_clip_norm is not None:
+            self.accelerator.clip_grad_norm_(self._trained, self.grad_clip_norm)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        done = StepProgress(progress.step + 1, progress.total_steps, progress.steps_per_epoch)
+        for target, momentum in self.unwrapped.momentum_updates(done):
+            target.update(momentum)
+        return MethodOutput(
+            output.loss.detach(), {name: value.detach() for name, value in output.metrics.items()}
+        )
