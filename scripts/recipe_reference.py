@@ -88,6 +88,8 @@ def render(registry: Registry | None = None) -> str:
     lines += ["", *run_section(recipe)]
     for section, kind in component_sections():
         lines += ["", *component_section(registry, section, kind)]
+        if section == "augmentations":
+            lines += ["", *views_section(recipe)]
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +175,20 @@ def run_section(recipe: type[BaseModel]) -> list[str]:
         f"{_text(settings.__doc__)} Every key is optional.",
         "",
         *params_table(settings),
+    ]
+
+
+def views_section(recipe: type[BaseModel]) -> list[str]:
+    """``[[views]]``: view groups with their own augmentation lists (instead of ``[[augmentations]]``)."""
+    group = typing.get_args(recipe.model_fields["views"].annotation)[0]
+    return [
+        "## `[[views]]`",
+        "",
+        f"{_text(recipe.model_fields['views'].description)} Each table is one view group of the recipe's "
+        "method; `[[views.augmentations]]` tables hold its list, one of the augmentations above each. "
+        "Give either `[[augmentations]]` or `[[views]]`. How groups work: [Methods](methods.md#view-groups).",
+        "",
+        *params_table(group),
     ]
 
 

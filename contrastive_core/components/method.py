@@ -151,6 +151,13 @@ class Method(Component, nn.Module):
             )
         return None
 
+    @classmethod
+    def summary(cls) -> str:
+        """The docstring's first line, then the view groups and the sections the method builds from."""
+        groups = ", ".join(f"{group.name} x {group.count or 'N'}" for group in cls.views)
+        needs = ", ".join(f"[{section}]" for section in cls.requires) or "nothing else"
+        return f"{super().summary()} Views: {groups}. Uses: {needs}."
+
     def __init__(self, params: ComponentParams, parts: MethodParts) -> None:
         nn.Module.__init__(self)
         self.params = params

@@ -8,7 +8,9 @@
 * data: :mod:`.training_batches` (the global batch order, batches on the device or from loader
   workers), :mod:`.file_batches` (decoding files on the device);
 * state across steps and runs: :mod:`.checkpoint`, :mod:`.random_state`, :mod:`.interrupt`,
-  :mod:`.scalar_schedule` (host-side schedules of scalars such as an EMA momentum);
+  :mod:`.scalar_schedule` (host-side schedules of scalars such as an EMA momentum), and
+  :mod:`.training_loop`, which puts the first three together around a stage's own step (resume,
+  checkpoints, the NaN/inf guard, stop requests, the epochs);
 * what a run leaves: :mod:`.metrics_log`, :mod:`.progress`, :mod:`.encoder_export`;
 * measuring the step: :mod:`.benchmark` (``contrastive bench``).
 
@@ -68,6 +70,7 @@ from .random_state import augmentation_generator, capture_rng, restore_rng
 from .runner import RunDirectoryError, RunFileSystemError, resolved_toml, results_table, run_recipe
 from .scalar_schedule import CosineSchedule, WarmupThenConstant, cosine_schedule, linear_warmup
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
+from .training_loop import IntervalMeans, NonFiniteLossError, Stateful, TrainingLoop
 from .training_parts import (
     AUTO_FLOAT16_MIN_VALUES,
     AugmentationArithmetic,
@@ -99,15 +102,19 @@ __all__ = [
     "EncoderFileError",
     "FrozenForSteps",
     "GlobalBatchOrder",
+    "IntervalMeans",
     "LoaderBatches",
     "Measurement",
     "MetricsLog",
     "MomentumTarget",
+    "NonFiniteLossError",
     "PerViewAugmentationPipeline",
     "RunDirectoryError",
     "RunFileSystemError",
+    "Stateful",
     "StopRequest",
     "TrainingInterrupted",
+    "TrainingLoop",
     "TrainingParts",
     "TrainingProgress",
     "TrainingStep",

@@ -6,14 +6,15 @@ fine-tuning protocol, shared by the ``finetune``, ``semi_supervised`` and ``supe
 Optimiser: SGD with Nesterov momentum (as Chen et al., 2020, Appendix B.5, fine-tune), optional L2
 weight decay on every parameter, learning rate decayed to 0 along a cosine per step. Each epoch sees the
 training examples in a seeded order (last partial batch dropped). A checkpoint (model, optimiser,
-schedule, random states) is written with :class:`~contrastive_core.engine.CheckpointManager` at the
-end of every epoch and when Ctrl-C/SIGTERM stops the run; running the recipe again resumes from it.
+schedule, random states) is written by :class:`~contrastive_core.engine.TrainingLoop` at the end of
+every epoch and when Ctrl-C/SIGTERM stops the run; running the recipe again resumes from it. A NaN or
+infinite loss stops the run at the end of its epoch, before that state is saved.
 """
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -26,12 +27,9 @@ from contrastive_core import ComponentParams, Encoder
 from contrastive_core.engine import (
     CheckpointManager,
     GlobalBatchOrder,
-    StopRequest,
-    TrainingInterrupted,
+    TrainingLoop,
     augmentation_generator,
-    capture_rng,
     cosine_schedule,
-    restore_rng,
 )
 
 from .evaluation_stage import EvaluationSetup
@@ -39,7 +37,6 @@ from .labelled_split import LabelledSplit
 from .metrics import TopKAccuracy
 from .mixed_precision import autocast, grad_scaler
 from .preprocessing import EvalPreprocessing, crop_and_flip
-from .pretrain import NonFiniteLossError
 
 
 class ClassifierTrainingParams(ComponentParams):
@@ -133,78 +130,52 @@ def train_and_test(
     scaler = grad_scaler(device, setup.precision)
     generator = augmentation_generator(seed, device)
 
-    # Only the main process writes; every process resumes from the main process's checkpoints (they all
-    # run the same computation, see evaluation_stage).
-    checkpoints = CheckpointManager(checkpoint_dir, keep_last=params.keep_checkpoints)
-    if setup.is_main:
-        checkpoints.remove_stale_temporaries()
-    step = 0
-    latest = checkpoints.latest()
-    if latest is not None:
-        state, rng = checkpoints.load(latest, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step = state["step"]
-        restore_rng(rng, generator)
-        say(f"{label}: resuming from {latest} (step {step} of {total_steps})")
+    loop = TrainingLoop(
+        CheckpointManager(checkpoint_dir, keep_last=params.keep_checkpoints),
+        {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
+        generator,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        device=device,
+        # Only the main process writes; every process resumes from the main process's checkpoints (they
+        # all run the same computation and communicate with none, see evaluation_stage).
+        saves=setup.is_main,
+        map_location=device,
+        say=say,
+        label=label,
+        non_finite_at="epoch",
+        non_finite_advice="Lower lr and run again.",
+    )
+    loop.resume()
 
-    def save_checkpoint() -> None:
-        if setup.is_main:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "step": step,
-            }
-            checkpoints.save(step, state, capture_rng(generator))
+    def epoch_batches(epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return train.batches(
+            [indices[order.local_indices(epoch, step, 0, 1)] for step in range(first, steps_per_epoch)]
+        )
 
-    def check_finite(loss_sum: torch.Tensor, epoch: int) -> float:
-        """The summed loss as a float; stops before a NaN/inf state can be checkpointed."""
-        value = float(loss_sum)
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"{label}: the loss became NaN or infinite in epoch {epoch + 1}; stopped without saving that "
-                f"state. Last good checkpoint: {checkpoints.latest() or 'none'}. Lower lr and run again."
-            )
-        return value
-
-    with StopRequest() as stop:
-        while step < total_steps:
-            epoch, start_step = divmod(step, steps_per_epoch)
-            batches = [
-                indices[order.local_indices(epoch, s, 0, 1)] for s in range(start_step, steps_per_epoch)
-            ]
-            model.train()
-            epoch_loss, epoch_steps, started = torch.zeros((), device=device), 0, time.monotonic()
-            for images, labels in train.batches(batches):
-                with autocast(device, setup.precision):
-                    logits = model(preprocessing.train_view(images, generator))
-                loss = F.cross_entropy(logits.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                epoch_loss += loss.detach()
-                epoch_steps += 1
-                if stop.requested is not None:
-                    check_finite(epoch_loss, epoch)
-                    save_checkpoint()
-                    raise TrainingInterrupted(
-                        f"stopped by {stop.requested} at step {step} of {total_steps}; checkpoint saved in "
-                        f"{checkpoints.latest()}"
-                    )
-            mean_loss = check_finite(epoch_loss, epoch) / max(epoch_steps, 1)  # one host sync per epoch
-            save_checkpoint()
-            seconds = max(time.monotonic() - started, 1e-9)
-            say(
-                f"{label} epoch {epoch + 1}/{params.epochs} loss {mean_loss:.4f} "
-                f"lr {scheduler.get_last_lr()[0]:.4g} {epoch_steps * batch_size / seconds:.0f} images/s"
-            )
+    model.train()
+    started = time.monotonic()
+    with loop:
+        for epoch, (images, labels) in loop.batches(epoch_batches):
+            with autocast(device, setup.precision):
+                logits = model(preprocessing.train_view(images, generator))
+            loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loop.record(loss)
+            loop.stop_if_requested()
+            if loop.end_of_epoch:
+                means = loop.take_means()  # the NaN/inf guard and the mean loss: one host sync per epoch
+                loop.save()
+                seconds = max(time.monotonic() - started, 1e-9)
+                say(
+                    f"{label} epoch {epoch + 1}/{params.epochs} loss {means.loss:.4f} "
+                    f"lr {scheduler.get_last_lr()[0]:.4g} {means.steps * batch_size / seconds:.0f} images/s"
+                )
+                started = time.monotonic()
     return classifier_accuracy(
         model, test, setup.preprocessing, batch_size=setup.eval_batch_size, precision=setup.precision
     )

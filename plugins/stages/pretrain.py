@@ -5,8 +5,10 @@ Read top to bottom: set up (data, method, optimizer, resume), then the loop. The
 code with no hooks or callbacks: augment the uint8 batch into each view group's views on the device,
 run the method (its networks and loss), backward, step the optimizer and the schedule, move the
 momentum targets.
-Everything else (logging, checkpoints, stop requests) happens between steps and only every
-N steps touches values on the device, so the step issues no host-device synchronisation.
+Everything else happens between steps and only every N steps touches values on the device, so the step
+issues no host-device synchronisation: logging here, and resume, checkpoints, the NaN/inf guard and
+stop requests in :class:`contrastive_core.engine.TrainingLoop` (shared with the classifier-training
+stages).
 """
 
 from __future__ import annotations
@@ -28,29 +30,23 @@ from contrastive_core.engine import (
     GlobalBatchOrder,
     LoaderBatches,
     MetricsLog,
-    StopRequest,
-    TrainingInterrupted,
+    TrainingLoop,
     TrainingProgress,
     TrainingStep,
     augmentation_arithmetic,
     augmentation_generator,
     build_training_parts,
-    capture_rng,
     export_encoder,
     exported_files,
     get_accelerator,
-    restore_rng,
 )
+
+# Re-exported: NonFiniteLossError was defined here before the engine had it.
+from contrastive_core.engine import NonFiniteLossError as NonFiniteLossError
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.run_directory import CHECKPOINTS_DIR, METRICS_FILE, read_metrics
 
 from .knn_monitor import KnnMonitor
-
-
-class NonFiniteLossError(ContrastiveError):
-    """The loss became NaN or infinite; the run stopped without checkpointing the bad state."""
-
-    exit_code = 1
 
 
 class DataDoesNotFitModelError(ContrastiveError):
@@ -190,26 +186,31 @@ class Pretrain(Stage):
         generator = augmentation_generator(recipe.run.seed, device, rank)
 
         # --- resume from the last complete checkpoint of this stage --------------------------------
-        checkpoints = CheckpointManager(
-            context.stage_dir / CHECKPOINTS_DIR,
-            keep_last=params.keep_checkpoints,
-            rank=rank,
-            world_size=world,
-            barrier=accelerator.wait_for_everyone,
-        )
-        checkpoints.remove_stale_temporaries()
-        step = 0
-        latest = checkpoints.latest()
-        if latest is not None:
-            state, rng = checkpoints.load(latest)  # to the CPU; load_state_dict copies onto the device
+        loop = TrainingLoop(
+            CheckpointManager(
+                context.stage_dir / CHECKPOINTS_DIR,
+                keep_last=params.keep_checkpoints,
+                rank=rank,
+                world_size=world,
+                barrier=accelerator.wait_for_everyone,
+            ),
+            {"method": method, "optimizer": optimizer, "scheduler": scheduler},
+            generator,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total_steps,
+            device=device,
+            reduce=accelerator.reduce if world > 1 else None,
             # "model": checkpoints written before methods were plugins (SimCLR's keys are the same).
-            method.load_state_dict(state["method"] if "method" in state else state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            step = state["step"]
-            restore_rng(rng, generator)
-            say(f"resuming from {latest} (step {step} of {total_steps})")
+            older_keys={"method": "model"},
+            save_epoch=True,
+            say=say,
+            non_finite_advice=(
+                "Lower the learning rate, raise the temperature or set grad_clip_norm, and run the changed "
+                "recipe with --fresh or a new --out (a run directory only resumes the recipe it was started "
+                "with)."
+            ),
+        )
+        step = start_step = loop.resume()  # before `prepare`, which wraps the method and the optimizer
         train_method, optimizer = accelerator.prepare(method, optimizer)
         training_step = TrainingStep(
             parts.views,
@@ -223,106 +224,46 @@ class Pretrain(Stage):
             grad_clip_norm=params.grad_clip_norm,
         )
 
-        def save_checkpoint() -> None:
-            state = {
-                "method": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "step": step,
-                "epoch": step // steps_per_epoch,
-            }
-            checkpoints.save(step, state, capture_rng(generator))
-
         metrics_log = MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step) if main else None
         progress = TrainingProgress(context.console, context.key, total_steps, step, enabled=main)
         # A run resumed after its last step trains no more: its result is the last logged record.
         records = read_metrics(metrics_log.path) if metrics_log is not None else []
         logged: dict[str, Any] = records[-1] if records else {}
-        interval_loss = torch.zeros((), device=device)
-        interval_metrics: dict[str, torch.Tensor] = {}
-        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=device)
-        step_on_device = torch.full((), step, dtype=torch.long, device=device)
-        interval_start, interval_steps, run_start, start_step = time.monotonic(), 0, time.monotonic(), step
-
-        def check_finite() -> None:
-            """Stop before a NaN/inf state can be checkpointed (one host sync, at log/checkpoint time)."""
-            if bool(accelerator.reduce(nonfinite.float(), "sum") > 0):
-                bad = int(first_nonfinite_step)
-                previous = checkpoints.latest()
-                raise NonFiniteLossError(
-                    f"the loss became NaN or infinite at step {bad}; stopped without saving that state. "
-                    f"Last good checkpoint: {previous or 'none'}. Lower the learning rate, raise the "
-                    "temperature or set grad_clip_norm, and run the changed recipe with --fresh or a new --out "
-                    "(a run directory only resumes the recipe it was started with)."
-                )
+        interval_start = run_start = time.monotonic()
 
         train_method.train()
-        with StopRequest() as stop:
+        with loop:
             try:
-                while step < total_steps:
-                    epoch, start_in_epoch = divmod(step, steps_per_epoch)
-                    for images in batches.epoch(epoch, start_in_epoch):
-                        # ---- the step: views, method, backward, update, momentum targets ------------
-                        output = training_step(images, StepProgress(step, total_steps, steps_per_epoch))
-                        loss = output.loss
-                        # ---- bookkeeping on the device (no synchronisation) -------------------------
-                        step += 1
-                        step_on_device += 1
-                        finite = torch.isfinite(loss)
-                        first_nonfinite_step = torch.where(
-                            ~finite & (first_nonfinite_step < 0), step_on_device, first_nonfinite_step
-                        )
-                        nonfinite |= ~finite
-                        interval_loss += loss
-                        for name, value in output.metrics.items():
-                            if name in interval_metrics:
-                                interval_metrics[name] += value
-                            else:
-                                interval_metrics[name] = value.float().clone()
-                        interval_steps += 1
+                for epoch, images in loop.batches(batches.epoch):
+                    # ---- the step: views, method, backward, update, momentum targets ----------------
+                    output = training_step(images, StepProgress(loop.step, total_steps, steps_per_epoch))
+                    step = loop.record(output.loss, output.metrics)  # on the device: no synchronisation
 
-                        # ---- between steps: logging, stop requests, checkpoints --------------------
-                        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-                        if step % params.log_every_steps == 0 or end_of_epoch:
-                            check_finite()
-                            elapsed = time.monotonic() - interval_start
-                            logged = {
-                                "step": step,
-                                "epoch": step / steps_per_epoch,
-                                "loss": float(accelerator.reduce(interval_loss, "mean")) / interval_steps,
-                                "lr": optimizer.param_groups[0]["lr"],
-                                "views_per_s": views_per_step * interval_steps / max(elapsed, 1e-9),
-                            } | {
-                                name: float(accelerator.reduce(total, "mean")) / interval_steps
-                                for name, total in interval_metrics.items()
-                            }
-                            epochs_done, mid_epoch = divmod(step, steps_per_epoch)
-                            if monitor is not None and (
-                                step == total_steps
-                                or (not mid_epoch and epochs_done % params.knn_monitor_every_epochs == 0)
-                            ):
-                                logged.update(monitor(method.exported_encoder()))
-                            if metrics_log is not None:
-                                metrics_log.write(logged)
-                            progress.update(step, epoch + 1, params.epochs, logged)
-                            interval_loss.zero_()
-                            interval_metrics.clear()
-                            interval_start, interval_steps = time.monotonic(), 0
-                        if _stop_requested(
-                            stop, accelerator, world, at_log_step=step % params.log_every_steps == 0
+                    # ---- between steps: logging, stop requests, checkpoints ------------------------
+                    at_log_step = step % params.log_every_steps == 0
+                    if at_log_step or loop.end_of_epoch:
+                        means = loop.take_means()  # after the NaN/inf guard
+                        elapsed = time.monotonic() - interval_start
+                        logged = {
+                            "step": step,
+                            "epoch": step / steps_per_epoch,
+                            "loss": means.loss,
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "views_per_s": views_per_step * means.steps / max(elapsed, 1e-9),
+                        } | means.metrics
+                        epochs_done, mid_epoch = divmod(step, steps_per_epoch)
+                        if monitor is not None and (
+                            step == total_steps
+                            or (not mid_epoch and epochs_done % params.knn_monitor_every_epochs == 0)
                         ):
-                            check_finite()
-                            save_checkpoint()
-                            raise TrainingInterrupted(
-                                f"stopped by {stop.requested or 'another process'} at step {step} of {total_steps}; "
-                                f"checkpoint saved in {checkpoints.latest()}"
-                            )
-                        if step % params.checkpoint_every_steps == 0 or end_of_epoch:
-                            check_finite()
-                            save_checkpoint()
-                        if step >= total_steps:
-                            break
+                            logged.update(monitor(method.exported_encoder()))
+                        if metrics_log is not None:
+                            metrics_log.write(logged)
+                        progress.update(step, epoch + 1, params.epochs, logged)
+                        interval_start = time.monotonic()
+                    loop.stop_if_requested(agree=at_log_step)
+                    if step % params.checkpoint_every_steps == 0 or loop.end_of_epoch:
+                        loop.save()
             finally:
                 progress.close()
                 if metrics_log is not None:
@@ -386,13 +327,3 @@ def check_data_fits_model(
         ) from None
     finally:
         encoder.train(was_training)
-
-
-def _stop_requested(stop: StopRequest, accelerator: Any, world: int, at_log_step: bool) -> bool:
-    """Whether to stop now. One process: at once. Several: agreed at log steps, so all stop together."""
-    if world == 1:
-        return stop.requested is not None
-    if not at_log_step:
-        return False
-    flag = torch.tensor(1.0 if stop.requested else 0.0, device=accelerator.device)
-    return bool(accelerator.reduce(flag, "sum") > 0)

@@ -56,3 +56,45 @@ def test_docs_site_builds_in_strict_mode(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "recipe-reference" / "index.html").is_file()
+
+
+def test_the_hook_references_method_example_registers_and_trains():
+    """The `register_methods` example of docs/hooks.md, run as written: registered, 3 steps on the CPU."""
+    import types
+
+    import torch
+
+    from contrastive_core import Registry, StepProgress, get_plugin_manager, validate_recipe
+    from contrastive_core.engine import (
+        TrainingStep,
+        augmentation_generator,
+        build_training_parts,
+        get_accelerator,
+    )
+    from tests.engine.test_methods import recipe_for
+
+    text = (ROOT / "docs" / "hooks.md").read_text()
+    code = text.split("## register_methods", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("hooks_md_method")
+    exec(compile(code, "docs/hooks.md", "exec", dont_inherit=True), module.__dict__)
+    manager = get_plugin_manager(autoload=False)
+    manager.register(module, name="hooks_md")
+    import contrastive_plugins.datasets.plugin as datasets
+    import contrastive_plugins.simclr.plugin as simclr
+    import contrastive_plugins.stages.plugin as stages
+
+    for plugin, name in ((simclr, "simclr"), (datasets, "datasets"), (stages, "stages")):
+        manager.register(plugin, name=name)
+    registry = Registry.from_plugin_manager(manager)
+    recipe = validate_recipe(recipe_for(registry.get("method", "mean_squared")), registry=registry)
+    parts = build_training_parts(
+        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=3, steps_per_epoch=3
+    )
+    accelerator = get_accelerator(recipe.run)
+    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
+    step = TrainingStep(
+        parts.views, method, parts.method, optimizer, None, accelerator, augmentation_generator(0, "cpu")
+    )
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    losses = [step(images, StepProgress(done, 3, 3)).loss for done in range(3)]
+    assert all(torch.isfinite(loss) for loss in losses)
