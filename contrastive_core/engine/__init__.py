@@ -72,22 +72,18 @@ from .scalar_schedule import CosineSchedule, WarmupThenConstant, cosine_schedule
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 from .training_loop import IntervalMeans, NonFiniteLossError, Stateful, TrainingLoop
 from .training_parts import (
-    AUTO_FLOAT16_MIN_VALUES,
-    AugmentationArithmetic,
     TrainingParts,
-    augmentation_arithmetic,
     build_training_parts,
+    set_augmentation_precision,
     training_stage,
 )
 from .training_step import TrainingStep
 
 __all__ = [
-    "AUTO_FLOAT16_MIN_VALUES",
     "BARE_SGD",
     "BARE_TEMPERATURE",
     "STATE_FILE",
     "SYNTHETIC_BATCHES",
-    "AugmentationArithmetic",
     "AugmentationPipeline",
     "BenchSettings",
     "BenchmarkResult",
@@ -121,7 +117,7 @@ __all__ = [
     "WarmupThenConstant",
     "WorkerDataError",
     "apply_in_order",
-    "augmentation_arithmetic",
+    "set_augmentation_precision",
     "augmentation_generator",
     "build_pipeline",
     "build_training_parts",

@@ -42,6 +42,15 @@ class AugmentationPipeline(nn.Module):
     #: op-by-op reference pipeline cannot: its ops compute in the dtype of their input, float32.
     supports_reduced_precision: bool = False
 
+    def automatic_compute_dtype(
+        self, device: torch.device, run_precision: str
+    ) -> tuple[torch.dtype | None, int]:
+        """What ``augmentation_precision = "auto"`` means for this pipeline on ``device`` in a run of
+        ``run_precision``: (a dtype for :meth:`set_compute_dtype` or None for the images' own, the
+        ``min_values`` from which it applies). A pipeline that measured where half precision pays off says
+        so here; this one computes in float32."""
+        return None, 0
+
     def __init__(self, augmentations: Sequence[Augmentation]) -> None:
         super().__init__()
         self.augmentations = nn.ModuleList(augmentations)

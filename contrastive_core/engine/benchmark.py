@@ -55,7 +55,7 @@ from .accelerator import get_accelerator
 from .file_batches import DeviceDecodable
 from .random_state import augmentation_generator
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
-from .training_parts import augmentation_arithmetic, build_training_parts, training_stage
+from .training_parts import build_training_parts, training_stage
 from .training_step import TrainingStep
 
 #: The bare step's NT-Xent temperature and SGD settings, as in the reference bare-step script (the values
@@ -185,7 +185,8 @@ def run_benchmark(
         fused_augmentations=fused,
         channels_last=stage.channels_last,
         activation_checkpointing=stage.activation_checkpointing,
-        augmentation=augmentation_arithmetic(stage.augmentation_precision, device, recipe.run.precision),
+        augmentation_precision=stage.augmentation_precision,
+        run_precision=recipe.run.precision,
         warn=report,
     )
     method, optimizer, scheduler = parts.method, parts.optimizer, parts.scheduler

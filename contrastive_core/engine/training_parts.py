@@ -67,7 +67,8 @@ def build_training_parts(
     channels_last: bool = False,
     activation_checkpointing: bool = False,
     global_batchnorm: bool = False,
-    augmentation: AugmentationArithmetic | None = None,
+    augmentation_precision: str = "fp32",
+    run_precision: str = "no",
     warn: Callable[[str], None] = lambda text: None,
 ) -> TrainingParts:
     """Build the recipe's method (with its encoder, head, predictor and loss), view pipelines, optimizer
@@ -77,9 +78,9 @@ def build_training_parts(
     seeds torch, so every process starts from the same weights. ``batch_size`` is the global batch (for
     learning-rate scaling); ``global_batchnorm`` converts every BatchNorm layer, momentum targets'
     included, to its cross-process version (callers pass it only with several processes).
-    ``augmentation`` (see :func:`augmentation_arithmetic`; float32 when None) is used by pipelines that
-    support reduced precision; the op-by-op pipeline stays in float32. Compiling is left to the caller,
-    after any check that runs the model once.
+    ``augmentation_precision`` (a pretrain stage's setting, with the run's ``run_precision``) is applied
+    to every view pipeline by :func:`set_augmentation_precision`. Compiling is left to the caller, after
+    any check that runs the model once.
     """
     encoder = build("encoder", recipe.model.encoder, registry=registry)
     head = predictor = loss = None
@@ -105,8 +106,7 @@ def build_training_parts(
     views: dict[str, AugmentationPipeline] = {}
     for group in resolve_view_groups(recipe, registry):
         pipeline = build_view_pipeline(group.per_view, registry, fused=fused_augmentations).to(device)
-        if augmentation is not None and pipeline.supports_reduced_precision:
-            pipeline.set_compute_dtype(augmentation.dtype, min_values=augmentation.min_values)
+        set_augmentation_precision(pipeline, augmentation_precision, device, run_precision)
         views[group.name] = pipeline
     optimizer = build(
         "optimizer", recipe.optimizer, registry=registry, model=method.trainable(), batch_size=batch_size
@@ -124,41 +124,29 @@ def build_training_parts(
     return TrainingParts(method, views, optimizer, scheduler)
 
 
-#: With ``augmentation_precision = "auto"``, batches of views with fewer values than this stay in float32.
-#: Measured on an H100 (docs/performance.md): 512 views at 224 px (77M values) gain from float16 (the
-#: full step at 0.92 of the bare step instead of 0.89), 1024 views at 32 px (3.1M values) lose (0.83
-#: instead of 0.91): small batches are bound by kernel launches, not memory traffic.
-AUTO_FLOAT16_MIN_VALUES = 2**24
+def set_augmentation_precision(
+    pipeline: AugmentationPipeline, choice: str, device: torch.device, run_precision: str
+) -> None:
+    """Apply a pretrain stage's ``augmentation_precision`` to one view pipeline on ``device``.
 
-
-@dataclass(frozen=True)
-class AugmentationArithmetic:
-    """The dtype of the fused augmentations' arithmetic, for batches of at least ``min_values`` values."""
-
-    dtype: torch.dtype
-    min_values: int = 0
-
-
-def augmentation_arithmetic(choice: str, device: torch.device, precision: str) -> AugmentationArithmetic:
-    """What a pretrain stage's ``augmentation_precision`` means on ``device`` with ``run.precision``.
-
-    ``"auto"``: float16 on CUDA when the run trains in bf16 or fp16 (the encoder rounds its input to
-    that precision at its first layer anyway, and half-width pixels halve the memory traffic), for
-    batches of views of at least :data:`AUTO_FLOAT16_MIN_VALUES` values; float32 otherwise (CPUs gain
-    nothing from float16 arithmetic). ``"fp16"`` asks for float16 for every batch, anywhere, which needs
-    mixed precision: a float32 model cannot take float16 views. ``"fp32"``: float32.
+    ``"fp32"``: float32 arithmetic. ``"fp16"``: float16 for every batch, which needs mixed precision (a
+    float32 model cannot take float16 views). ``"auto"``: what the pipeline itself knows to pay off
+    (:meth:`~contrastive_core.engine.AugmentationPipeline.automatic_compute_dtype`; the fused SimCLR
+    pipeline measured its own rule on a GPU). Pipelines without reduced-precision support (the op-by-op
+    reference) stay in float32 whatever the choice.
     """
-    if choice == "fp32":
-        return AugmentationArithmetic(torch.float32)
+    if choice not in ("auto", "fp32", "fp16"):
+        raise ValueError(f"unknown augmentation_precision {choice!r}")
+    if choice == "fp16" and run_precision == "no":
+        raise ContrastiveError(
+            "augmentation_precision = 'fp16' needs run.precision = 'bf16' or 'fp16' (a float32 model "
+            "cannot take float16 views); use 'auto' or 'fp32'"
+        )
+    if not pipeline.supports_reduced_precision or choice == "fp32":
+        return
     if choice == "fp16":
-        if precision == "no":
-            raise ContrastiveError(
-                "augmentation_precision = 'fp16' needs run.precision = 'bf16' or 'fp16' (a float32 model "
-                "cannot take float16 views); use 'auto' or 'fp32'"
-            )
-        return AugmentationArithmetic(torch.float16)
-    if choice == "auto":
-        if device.type == "cuda" and precision in ("bf16", "fp16"):
-            return AugmentationArithmetic(torch.float16, AUTO_FLOAT16_MIN_VALUES)
-        return AugmentationArithmetic(torch.float32)
-    raise ValueError(f"unknown augmentation_precision {choice!r}")
+        pipeline.set_compute_dtype(torch.float16)
+        return
+    dtype, min_values = pipeline.automatic_compute_dtype(device, run_precision)
+    if dtype is not None:
+        pipeline.set_compute_dtype(dtype, min_values=min_values)

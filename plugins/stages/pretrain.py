@@ -33,7 +33,6 @@ from contrastive_core.engine import (
     TrainingLoop,
     TrainingProgress,
     TrainingStep,
-    augmentation_arithmetic,
     augmentation_generator,
     build_training_parts,
     export_encoder,
@@ -155,7 +154,8 @@ class Pretrain(Stage):
             channels_last=params.channels_last,
             activation_checkpointing=params.activation_checkpointing,
             global_batchnorm=world > 1 and params.global_batchnorm,
-            augmentation=augmentation_arithmetic(params.augmentation_precision, device, recipe.run.precision),
+            augmentation_precision=params.augmentation_precision,
+            run_precision=recipe.run.precision,
             warn=lambda text: say(Text(text, style="yellow")),
         )
         method, optimizer, scheduler = parts.method, parts.optimizer, parts.scheduler

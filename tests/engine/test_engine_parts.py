@@ -157,22 +157,31 @@ def test_activation_checkpointing_finds_the_blocks_of_the_builtin_encoders(encod
 
 
 def test_augmentation_precision_auto_is_float16_only_for_large_mixed_precision_batches_on_cuda():
-    from contrastive_core.engine import (
-        AUTO_FLOAT16_MIN_VALUES,
-        AugmentationArithmetic,
-        augmentation_arithmetic,
-    )
+    from contrastive_core.engine import build_pipeline, set_augmentation_precision
     from contrastive_core.errors import ContrastiveError
+    from contrastive_plugins.simclr.fused_pipeline import AUTO_FLOAT16_MIN_VALUES
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    large_float16 = AugmentationArithmetic(torch.float16, AUTO_FLOAT16_MIN_VALUES)
-    assert augmentation_arithmetic("auto", cuda, "bf16") == large_float16
-    assert augmentation_arithmetic("auto", cuda, "fp16") == large_float16
-    assert augmentation_arithmetic("auto", cuda, "no") == AugmentationArithmetic(torch.float32)
-    assert augmentation_arithmetic("auto", cpu, "bf16") == AugmentationArithmetic(torch.float32)
-    assert augmentation_arithmetic("fp32", cuda, "bf16") == AugmentationArithmetic(torch.float32)
-    assert augmentation_arithmetic("fp16", cpu, "bf16") == AugmentationArithmetic(torch.float16, 0)
+    ops = [{"type": "random_resized_crop", "size": 8}, {"type": "horizontal_flip"}]
+
+    def chosen(choice: str, device: torch.device, precision: str, fused: bool = True):
+        pipeline = build_pipeline(ops, fused=fused)
+        set_augmentation_precision(pipeline, choice, device, precision)
+        return pipeline.compute_dtype, pipeline.compute_dtype_min_values
+
+    # The rule is the fused pipeline's own (measured on a GPU), not the engine's.
+    assert chosen("auto", cuda, "bf16") == (torch.float16, AUTO_FLOAT16_MIN_VALUES)
+    assert chosen("auto", cuda, "fp16") == (torch.float16, AUTO_FLOAT16_MIN_VALUES)
+    assert chosen("auto", cuda, "no") == (None, 0)
+    assert chosen("auto", cpu, "bf16") == (None, 0)
+    assert chosen("fp32", cuda, "bf16") == (None, 0)
+    assert chosen("fp16", cpu, "bf16") == (torch.float16, 0)
+    # The op-by-op reference computes in float32 whatever the choice.
+    assert chosen("fp16", cpu, "bf16", fused=False) == (None, 0)
+    assert chosen("auto", cuda, "bf16", fused=False) == (None, 0)
     with pytest.raises(ContrastiveError, match="needs run.precision"):
-        augmentation_arithmetic("fp16", cuda, "no")
+        chosen("fp16", cuda, "no")
+    with pytest.raises(ValueError, match="unknown augmentation_precision"):
+        chosen("fp8", cuda, "bf16")
     # the two measured settings fall on either side of the threshold
     assert 512 * 3 * 224 * 224 >= AUTO_FLOAT16_MIN_VALUES > 1024 * 3 * 32 * 32
