@@ -31,12 +31,14 @@ import re
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from .component import Component, ComponentParams
+from .encoder import Encoder
 from .frozen_for_steps import FrozenForSteps
 from .momentum_target import MomentumTarget
 
@@ -92,7 +94,7 @@ class MethodOutput(NamedTuple):
     """
 
     loss: torch.Tensor
-    metrics: Mapping[str, torch.Tensor] = {}
+    metrics: Mapping[str, torch.Tensor] = MappingProxyType({})  # read-only: a default shared by all
 
 
 @dataclass
@@ -143,6 +145,8 @@ class Method(Component, nn.Module):
         names = [group.name for group in cls.views]
         if len(set(names)) != len(names):
             return f"{cls.__qualname__}.views names a group twice: {', '.join(names)}"
+        if "model.predictor" in cls.requires and "model.head" not in cls.requires:
+            return f"{cls.__qualname__}.requires names 'model.predictor' without 'model.head' (the predictor sits on the head)"
         unknown = [section for section in cls.requires if section not in cls.OPTIONAL_SECTIONS]
         if unknown:
             return (
@@ -193,8 +197,10 @@ class Method(Component, nn.Module):
         """Parameters whose gradients are cancelled for their first steps (e.g. SwAV's prototypes). Default: none."""
         return ()
 
-    def exported_encoder(self) -> nn.Module:
-        """The encoder exported after pretraining and evaluated by later stages. Default: ``self.encoder``."""
+    def exported_encoder(self) -> Encoder:
+        """The encoder exported after pretraining and evaluated by later stages, an
+        :class:`~contrastive_core.Encoder` (DINO's teacher: its target network's encoder part, not the
+        whole target). Default: ``self.encoder``."""
         return self.encoder
 
 

@@ -16,8 +16,9 @@ construction around a student.
 
 :class:`MomentumTarget` holds the target as its submodule ``network`` (a deep copy of the online network
 made at construction, every parameter with ``requires_grad = False``) and only a plain reference to the
-online network: a method's ``state_dict`` therefore holds the online network once, under the method's
-own attribute, and the target under ``<attribute>.network.``. Parameters are paired by name at every
+online network: the online network is not saved again under the target, which holds only its copy
+under ``<attribute>.network.`` (build the online module the target follows on the fly, as below, so
+that the method's own state holds each online layer once). Parameters are paired by name at every
 :meth:`MomentumTarget.update`, read afresh from both networks, so the update stays correct after the
 engine converts modules inside the method (BatchNorm to SyncBatchNorm on both copies) or moves it with
 ``.to()``.
@@ -29,15 +30,19 @@ Usage in a method plugin (BYOL-style)::
 
 
     class MyBYOL(Method):
+        requires = ("model.head", "model.predictor")
+
         def __init__(self, params, parts):
-            super().__init__(params, parts)
-            self.online = nn.Sequential(parts.encoder, parts.head)  # (B, C, H, W) -> (B, D)
+            super().__init__(params, parts)  # self.encoder: (B, C, H, W) -> (B, F)
+            self.head = parts.head  # (B, F) -> (B, D)
             self.predictor = parts.predictor  # (B, D) -> (B, D)
-            self.target = MomentumTarget(self.online)  # (B, C, H, W) -> (B, D), no gradient
+            # The target follows encoder + head; the Sequential is not a submodule, only the target is.
+            self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))  # no gradient
 
         def forward(self, views, progress):
             first, second = views["global"].chunk(2)  # two (B, C, H, W) views
-            p1, p2 = self.predictor(self.online(first)), self.predictor(self.online(second))
+            p1 = self.predictor(self.head(self.encoder(first)))
+            p2 = self.predictor(self.head(self.encoder(second)))
             z1, z2 = self.target(first), self.target(second)  # requires_grad False
             ...
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from ..components.encoder import Encoder
 from ..components.method import Method, MethodParts
 from ..distributed.global_batch_norm import convert_to_global_batchnorm
 from ..errors import ContrastiveError
@@ -20,7 +21,7 @@ from ..recipes.view_groups import resolve_view_groups
 from ..registration.build import build
 from ..registration.registry import Registry
 from .activation_checkpointing import checkpoint_blocks
-from .augmentation_pipeline import AugmentationPipeline, build_view_pipeline
+from .augmentation_pipeline import AugmentationPipeline, PerViewAugmentationPipeline, build_view_pipeline
 
 
 @dataclass
@@ -96,6 +97,13 @@ def build_training_parts(
         registry=registry,
         parts=MethodParts(encoder=encoder, head=head, predictor=predictor, loss=loss),
     )
+    exported = method.exported_encoder()
+    if not isinstance(exported, Encoder):
+        raise ContrastiveError(
+            f"method {recipe.method.type!r}: exported_encoder() returned {type(exported).__name__}, not an "
+            "Encoder (the component later stages load and evaluate); return the encoder module itself, e.g. "
+            "the target network's copy of the encoder"
+        )
     if global_batchnorm:
         method = convert_to_global_batchnorm(method, device)
     if activation_checkpointing and checkpoint_blocks(method.encoder) == 0:
@@ -107,6 +115,11 @@ def build_training_parts(
     for group in resolve_view_groups(recipe, registry):
         pipeline = build_view_pipeline(group.per_view, registry, fused=fused_augmentations).to(device)
         set_augmentation_precision(pipeline, augmentation_precision, device, run_precision)
+        if fused_augmentations and isinstance(pipeline, PerViewAugmentationPipeline):
+            warn(
+                f"view group {group.name!r}: its views' augmentation lists differ in more than what is drawn "
+                "per sample, so they run op by op, one view after the other (slower; see docs/methods.md)"
+            )
         views[group.name] = pipeline
     optimizer = build(
         "optimizer", recipe.optimizer, registry=registry, model=method.trainable(), batch_size=batch_size

@@ -68,7 +68,11 @@ def resolve_view_groups(recipe: BaseModel, registry: Registry) -> list[ResolvedV
     method = registry.get("method", recipe.method.type)
     problems: list[Problem] = []
     groups: list[ResolvedViewGroup] = []
-    tables = {table.name: (index, table) for index, table in enumerate(recipe.views)}
+    tables: dict[str, tuple[int, Any]] = {}
+    for index, table in enumerate(recipe.views):
+        tables.setdefault(
+            table.name, (index, table)
+        )  # the first table of a name counts; later ones are errors
     if recipe.views and recipe.augmentations:
         problems.append(
             Problem(

@@ -40,4 +40,7 @@ class SimCLR(Method):
     def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
         z = self.head(self.encoder(views["global"]))  # (2B, d): one pass over both views
         z_a, z_b = z.chunk(2)  # row i of z_a and of z_b: the two views of image i
-        return MethodOutput(self.loss(z_a, z_b))
+        # The networks run in the run's mixed precision, the loss outside it: similarities over a
+        # temperature need more than bf16's 8 significant bits (a loss may still choose its own dtype).
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return MethodOutput(self.loss(z_a, z_b))

@@ -194,14 +194,13 @@ class Pretrain(Stage):
                 world_size=world,
                 barrier=accelerator.wait_for_everyone,
             ),
-            {"method": method, "optimizer": optimizer, "scheduler": scheduler},
+            # The gradient scaler of fp16 runs (None otherwise) has state too: its scale and growth count.
+            {"method": method, "optimizer": optimizer, "scheduler": scheduler, "scaler": accelerator.scaler},
             generator,
             steps_per_epoch=steps_per_epoch,
             total_steps=total_steps,
             device=device,
             reduce=accelerator.reduce if world > 1 else None,
-            # "model": checkpoints written before methods were plugins (SimCLR's keys are the same).
-            older_keys={"method": "model"},
             save_epoch=True,
             say=say,
             non_finite_advice=(
@@ -237,6 +236,8 @@ class Pretrain(Stage):
                 for epoch, images in loop.batches(batches.epoch):
                     # ---- the step: views, method, backward, update, momentum targets ----------------
                     output = training_step(images, StepProgress(loop.step, total_steps, steps_per_epoch))
+                    if loop.step == start_step:
+                        check_method_metrics(output.metrics, recipe.method.type)
                     step = loop.record(output.loss, output.metrics)  # on the device: no synchronisation
 
                     # ---- between steps: logging, stop requests, checkpoints ------------------------
@@ -296,6 +297,24 @@ class Pretrain(Stage):
         } | ({"skipped_images": len(skipped)} if skipped else {})
 
 
+#: The keys pretrain writes to every metrics.jsonl record; a method's metrics may not reuse them.
+LOGGED_KEYS = ("step", "epoch", "loss", "lr", "views_per_s", "knn_top1", "knn_top5")
+
+
+def check_method_metrics(metrics: Any, method: str) -> None:
+    """A method's metrics are 0-d tensors under names of their own (checked once, from shapes: no sync)."""
+    for name, value in metrics.items():
+        if name in LOGGED_KEYS:
+            raise ContrastiveError(
+                f"method {method!r} returns a metric named {name!r}, which pretrain logs itself; rename it"
+            )
+        if not isinstance(value, torch.Tensor) or value.ndim != 0:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ContrastiveError(
+                f"method {method!r} returns metric {name!r} as {shape}; metrics must be 0-d tensors"
+            )
+
+
 def check_data_fits_model(
     images: torch.Tensor,
     views: dict[str, Any],
@@ -303,9 +322,10 @@ def check_data_fits_model(
     device: torch.device,
     encoder_type: str,
 ) -> None:
-    """Put a few dataset images (uint8 ``(B, C, H, W)``) through every view group's augmentations and the
-    encoder once, before training, so that data and model that do not fit (channels, sizes) stop with a
-    clear error rather than a traceback from inside the first step.
+    """Put a few dataset images (uint8 ``(B, C, H, W)``) through every view group's augmentations (all of a
+    group's views, stacked as the step stacks them) and the encoder once, before training, so that data
+    and model that do not fit (channels, sizes) stop with a clear error rather than a traceback from
+    inside the first step.
 
     Side-effect free: eval mode (BatchNorm statistics untouched), no gradients, and a generator of its own,
     so the training generator, the weights and the resumed state are exactly as without the check.
@@ -315,9 +335,12 @@ def check_data_fits_model(
     encoder.eval()
     try:
         with torch.no_grad():
-            for pipeline in views.values():
-                view = pipeline.views(images.to(device), None, generator)[0]
-                encoder(view.float())  # shapes are what is checked; reduced-precision views too
+            for group, pipeline in views.items():
+                try:
+                    stacked = pipeline.stacked_views(images.to(device), None, generator)
+                except ValueError as error:
+                    raise ValueError(f"view group {group!r}: {error}") from None
+                encoder(stacked.float())  # shapes are what is checked; reduced-precision views too
     except (RuntimeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataDoesNotFitModelError(

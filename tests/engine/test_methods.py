@@ -35,7 +35,7 @@ from contrastive_core.engine import (
     get_accelerator,
     run_recipe,
 )
-from tests.engine.loss_curves import CURVES, RECIPES, loss_curve
+from tests.engine.loss_curves import CURVE_THREADS, CURVES, RECIPES, loss_curve
 from tests.engine.recipes import FIXTURE, tiny_recipe
 
 if sys.version_info >= (3, 11):
@@ -104,7 +104,12 @@ def test_every_registered_method_trains_three_steps_on_the_cpu(name):
 def test_loss_curves_equal_the_simclr_only_engine(name, tmp_path):
     """The 50-step curves of the fixture written by the SimCLR-only engine, to float rounding."""
     expected = json.loads(CURVES.read_text())[name]
-    actual = loss_curve(RECIPES[name](), tmp_path / name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CURVE_THREADS)  # the fixture's: CPU kernels sum in an order set by the threads
+    try:
+        actual = loss_curve(RECIPES[name](), tmp_path / name)
+    finally:
+        torch.set_num_threads(threads)
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -254,3 +259,133 @@ def test_trainable_excludes_momentum_targets_and_keeps_the_online_order():
         id(p) for p in [*module.encoder.parameters(), *module.head.parameters()]
     ]
     assert not target_ids & {id(p) for p in trainable.parameters()}
+
+
+# ------------------------------------------------------------------------- review: mistakes caught
+
+
+def test_simclr_computes_its_loss_outside_the_runs_autocast():
+    registry = default_registry()
+    recipe = validate_recipe(simclr_recipe(), registry=registry)
+    parts = build_training_parts(
+        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=1, steps_per_epoch=1
+    )
+    seen = {}
+
+    def spy(module, inputs):
+        seen["autocast"] = torch.is_autocast_enabled("cpu")
+        seen["dtype"] = inputs[0].dtype
+
+    parts.method.loss.register_forward_pre_hook(spy)
+    views = {"global": torch.rand(16, 1, 28, 28)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = parts.method(views, StepProgress(0, 1, 1))
+    assert seen == {"autocast": False, "dtype": torch.bfloat16}  # the head's bf16 output, autocast off
+    assert output.loss.dtype == torch.float32
+
+
+def test_a_crop_size_changed_per_view_stops_before_the_first_step(tmp_path):
+    data = simclr_recipe()
+    ops = data.pop("augmentations")
+    data["views"] = [
+        {
+            "name": "global",
+            "augmentations": ops,
+            "per_view": [{"random_resized_crop": {"size": 28}}, {"random_resized_crop": {"size": 20}}],
+        }
+    ]
+    registry = default_registry()
+    recipe = validate_recipe(data, registry=registry)
+    from contrastive_plugins.stages.pretrain import DataDoesNotFitModelError
+
+    with pytest.raises(DataDoesNotFitModelError, match="view group 'global': the views of this group have"):
+        run_recipe(recipe, registry=registry, run_dir=tmp_path / "run", console=Console(quiet=True))
+
+
+class _ExportsSequential(Method):
+    """Returns a module that is not an Encoder from exported_encoder."""
+
+    name: ClassVar[str] = "exports_sequential"
+
+    class Params(ComponentParams):
+        type: Literal["exports_sequential"] = "exports_sequential"
+
+    def __init__(self, params, parts):
+        super().__init__(params, parts)
+        self.head = parts.head
+
+    def forward(self, views, progress):  # pragma: no cover - refused before any step
+        return MethodOutput(self.head(self.encoder(views["global"])).sum())
+
+    def exported_encoder(self):
+        return torch.nn.Sequential(self.encoder)
+
+
+class _LogsLoss(Method):
+    """Returns a metric named like one pretrain logs."""
+
+    name: ClassVar[str] = "logs_loss"
+
+    class Params(ComponentParams):
+        type: Literal["logs_loss"] = "logs_loss"
+
+    def __init__(self, params, parts):
+        super().__init__(params, parts)
+        self.head = parts.head
+
+    def forward(self, views, progress):
+        loss = self.head(self.encoder(views["global"])).square().mean()
+        return MethodOutput(loss, {"loss": loss.detach()})
+
+
+def _registry_with(*methods: type[Method]) -> Registry:
+    class Plugin:
+        @hookimpl
+        def register_methods(self):
+            return list(methods)
+
+    manager = get_plugin_manager()
+    manager.register(Plugin(), name="test_methods")
+    return Registry.from_plugin_manager(manager)
+
+
+def test_methods_that_export_no_encoder_or_reuse_logged_names_stop_with_a_clear_error(tmp_path):
+    from contrastive_core import ContrastiveError
+
+    registry = _registry_with(_ExportsSequential, _LogsLoss)
+    for name, message in (
+        ("exports_sequential", "exported_encoder\\(\\) returned Sequential, not an Encoder"),
+        ("logs_loss", "returns a metric named 'loss', which pretrain logs itself"),
+    ):
+        recipe = validate_recipe(recipe_for(registry.get("method", name)), registry=registry)
+        with pytest.raises(ContrastiveError, match=message):
+            run_recipe(recipe, registry=registry, run_dir=tmp_path / name, console=Console(quiet=True))
+
+
+def test_a_predictor_without_a_head_is_refused_at_registration():
+    class _PredictorOnly(_TwoGroups):
+        name: ClassVar[str] = "predictor_only"
+        views: ClassVar[tuple[ViewGroup, ...]] = (ViewGroup("global", 2),)
+        requires: ClassVar[tuple[str, ...]] = ("model.predictor",)
+
+        class Params(ComponentParams):
+            type: Literal["predictor_only"] = "predictor_only"
+
+    with pytest.raises(PluginError, match="names 'model.predictor' without 'model.head'"):
+        _registry_with(_PredictorOnly)
+
+
+def test_a_view_group_given_twice_flags_the_second_table():
+    data = simclr_recipe()
+    ops = data.pop("augmentations")
+    data["views"] = [
+        {"name": "global", "augmentations": ops},
+        {"name": "global", "count": 3, "augmentations": ops},
+    ]
+    assert problems(data) == ["views[1].name: view group 'global' is given twice"]
+
+
+def test_method_outputs_do_not_share_their_default_metrics():
+    with pytest.raises(TypeError):
+        MethodOutput(torch.zeros(())).metrics["x"] = torch.zeros(())  # read-only default
+    assert dict(MethodOutput(torch.zeros(())).metrics) == {}
