@@ -234,32 +234,13 @@ def test_its_method_on_two_processes_equals_one_process(installed_example_plugin
 
 def test_its_frozen_predictor_stays_still_for_its_steps_then_trains(installed_example_plugin):
     from contrastive_core import Registry, StepProgress, get_plugin_manager, validate_recipe
-    from contrastive_core.engine import (
-        TrainingStep,
-        augmentation_generator,
-        build_training_parts,
-        get_accelerator,
-    )
+    from tests.engine.method_steps import cpu_training_step
 
     registry = Registry.from_plugin_manager(get_plugin_manager())
     recipe = validate_recipe(
         tomllib.loads(method_recipe(extra_method="freeze_predictor_steps = 3")), registry=registry
     )
-    accelerator = get_accelerator(recipe.run)
-    torch.manual_seed(0)
-    parts = build_training_parts(
-        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=6, steps_per_epoch=6
-    )
-    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
-    step = TrainingStep(
-        parts.views,
-        method,
-        parts.method,
-        optimizer,
-        parts.scheduler,
-        accelerator,
-        augmentation_generator(0, "cpu"),
-    )
+    parts, step = cpu_training_step(recipe, registry, total_steps=6)
     images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
 
     def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:

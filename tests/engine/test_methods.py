@@ -29,13 +29,11 @@ from contrastive_core import (
     validate_recipe,
 )
 from contrastive_core.engine import (
-    TrainingStep,
-    augmentation_generator,
     build_training_parts,
-    get_accelerator,
     run_recipe,
 )
 from tests.engine.loss_curves import CURVE_THREADS, CURVES, RECIPES, loss_curve
+from tests.engine.method_steps import cpu_training_step
 from tests.engine.recipes import FIXTURE, tiny_recipe
 
 if sys.version_info >= (3, 11):
@@ -73,21 +71,7 @@ def recipe_for(method: type[Method]) -> dict:
 def test_every_registered_method_trains_three_steps_on_the_cpu(name):
     registry = default_registry()
     recipe = validate_recipe(recipe_for(registry.get("method", name)), registry=registry)
-    torch.manual_seed(0)
-    parts = build_training_parts(
-        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=3, steps_per_epoch=3
-    )
-    accelerator = get_accelerator(recipe.run)
-    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
-    step = TrainingStep(
-        parts.views,
-        method,
-        parts.method,
-        optimizer,
-        parts.scheduler,
-        accelerator,
-        augmentation_generator(0, "cpu"),
-    )
+    parts, step = cpu_training_step(recipe, registry)
     before = [p.detach().clone() for p in parts.method.trainable().parameters()]
     images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
     for done in range(3):

@@ -65,12 +65,7 @@ def test_the_hook_references_method_example_registers_and_trains():
     import torch
 
     from contrastive_core import Registry, StepProgress, get_plugin_manager, validate_recipe
-    from contrastive_core.engine import (
-        TrainingStep,
-        augmentation_generator,
-        build_training_parts,
-        get_accelerator,
-    )
+    from tests.engine.method_steps import cpu_training_step
     from tests.engine.test_methods import recipe_for
 
     text = (ROOT / "docs" / "hooks.md").read_text()
@@ -87,14 +82,7 @@ def test_the_hook_references_method_example_registers_and_trains():
         manager.register(plugin, name=name)
     registry = Registry.from_plugin_manager(manager)
     recipe = validate_recipe(recipe_for(registry.get("method", "mean_squared")), registry=registry)
-    parts = build_training_parts(
-        recipe, registry, device=torch.device("cpu"), batch_size=8, total_steps=3, steps_per_epoch=3
-    )
-    accelerator = get_accelerator(recipe.run)
-    method, optimizer = accelerator.prepare(parts.method, parts.optimizer)
-    step = TrainingStep(
-        parts.views, method, parts.method, optimizer, None, accelerator, augmentation_generator(0, "cpu")
-    )
+    _, step = cpu_training_step(recipe, registry)
     images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
     losses = [step(images, StepProgress(done, 3, 3)).loss for done in range(3)]
     assert all(torch.isfinite(loss) for loss in losses)
