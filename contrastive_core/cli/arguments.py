@@ -8,6 +8,19 @@ from ..registration.plugin_manager import get_plugin_manager
 from ..registration.registry import Registry
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``: recipe values changed before validation;
+    ``example`` is the help text's illustration, e.g. ``loss.temperature=0.2``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a recipe value, e.g. --set {example} (repeatable)",
+    )
+
+
 def registry_from_args(args: argparse.Namespace, strict: bool = True) -> Registry:
     """The registry of the environment's plugins minus those blocked with ``--block`` (before or after
     the command)."""

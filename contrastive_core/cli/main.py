@@ -23,7 +23,7 @@ from ..engine.runner import run_recipe
 from ..errors import ContrastiveError
 from ..recipes.recipe import load_recipe, recipe_model
 from ..registration.kinds import KINDS, kind_spec
-from .arguments import registry_from_args
+from .arguments import add_overrides_argument, registry_from_args
 from .commands import bench, compare, preview, report
 
 #: Modules of contrastive_core.cli.commands that add a subcommand each, in the order of the help.
@@ -81,27 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common], help="run a recipe's stages in order")
     run.add_argument("recipe", type=Path, help="the recipe TOML file")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name or recipe file stem>)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set loss.temperature=0.2 (repeatable)",
-    )
+    add_overrides_argument(run, "loss.temperature=0.2")
     run.add_argument("--fresh", action="store_true", help="start the run directory over instead of resuming")
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", parents=[common], help="check recipes without running them")
     validate.add_argument("recipes", type=Path, nargs="+", help="recipe TOML files")
-    validate.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value before validating (repeatable)",
-    )
+    add_overrides_argument(validate, "loss.temperature=0.2")
     validate.set_defaults(handler=_validate)
 
     plugins = commands.add_parser(

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ...engine.benchmark import BenchmarkResult, BenchSettings, run_benchmark
 from ...recipes.recipe import load_recipe
-from ..arguments import non_negative_int, positive_int, registry_from_args
+from ..arguments import add_overrides_argument, non_negative_int, positive_int, registry_from_args
 
 #: The fraction of the bare encoder step's throughput that the full step should keep on a GPU (the project's goal).
 TARGET_FULL_OVER_BARE = 0.9
@@ -57,14 +57,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="use random uint8 images of this shape held on the device instead of the recipe's dataset",
     )
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
-    bench.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set stages[0].fused_augmentations=false (repeatable)",
-    )
+    add_overrides_argument(bench, "stages[0].fused_augmentations=false")
     bench.set_defaults(handler=run_bench)
 
 

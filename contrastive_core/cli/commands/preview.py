@@ -26,7 +26,7 @@ from ...recipes.view_groups import resolve_view_groups
 from ...registration.build import build
 from ...registration.registry import Registry
 from ...reports.image_grid import auto_scale, image_grid, to_display_uint8
-from ..arguments import positive_int, registry_from_args
+from ..arguments import add_overrides_argument, positive_int, registry_from_args
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -61,14 +61,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         type=positive_int,
         help="enlarge every image this many times (default: enough for cells of at least 96 pixels)",
     )
-    preview.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set augmentations[0].scale=[0.2,1.0] (repeatable)",
-    )
+    add_overrides_argument(preview, "augmentations[0].scale=[0.2,1.0]")
     preview.set_defaults(handler=run_preview)
 
 
