@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..components.component import ComponentParams
-from ..errors import Problem, RecipeError
+from ..errors import Problem, RecipeError, closest
 from ..registration.registry import Registry
 
 
@@ -200,18 +200,24 @@ def _per_view_ops(
             try:
                 view_ops[positions[op_type]] = params_class.model_validate(op.model_dump() | dict(update))
             except ValidationError as error:
-                for item in error.errors(include_url=False):
-                    key = ".".join(str(part) for part in item["loc"])
-                    message = (
-                        item["msg"]
-                        if item["type"] != "extra_forbidden"
-                        else (
-                            f"unknown key {key!r}; {op_type} has: {', '.join(k for k in params_class.model_fields if k != 'type')}"
-                        )
-                    )
-                    problems.append(Problem(f"{path}.{key}" if key else path, message))
+                problems += _change_problems(error, params_class, op_type, path)
         views.append(tuple(view_ops))
     return tuple(views), problems
+
+
+def _change_problems(error: ValidationError, params_class: type, op_type: str, path: str) -> list[Problem]:
+    """Problems of one op's per-view change, at ``path`` (``views[0].per_view[1].gaussian_blur``)."""
+    keys = [key for key in params_class.model_fields if key != "type"]
+    problems = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            suggestion = closest(key, keys)
+            hint = f" did you mean {suggestion!r}?" if suggestion else ""
+            message = f"unknown key {key!r};{hint} {op_type} has: {', '.join(keys)}"
+        problems.append(Problem(f"{path}.{key}" if key else path, message))
+    return problems
 
 
 def _section(recipe: BaseModel, dotted: str) -> Any:

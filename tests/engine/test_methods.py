@@ -168,6 +168,12 @@ def test_view_group_mistakes_name_their_path():
         "views[0].per_view[1].gaussian_blur: the group's augmentations have no 'gaussian_blur' op; they "
         "are: random_resized_crop, horizontal_flip",
     ]
+    typo_key = [{"gaussian_blur": {"sigmaa": [0.1, 2.0]}}, {}]
+    blurred = [*ops, {"type": "gaussian_blur"}]
+    (problem,) = problems(with_views({"name": "global", "augmentations": blurred, "per_view": typo_key}))
+    assert problem.startswith(
+        "views[0].per_view[0].gaussian_blur.sigmaa: unknown key 'sigmaa'; did you mean 'sigma'? gaussian_blur has: "
+    )
     bad_value = [{"horizontal_flip": {"p": 2.0}}, {}]
     (problem,) = problems(with_views({"name": "global", "augmentations": ops, "per_view": bad_value}))
     assert problem.startswith("views[0].per_view[0].horizontal_flip.p: ")
