@@ -22,7 +22,7 @@ def _reference(inputs: torch.Tensor, weights: dict) -> tuple[torch.Tensor, dict,
     return out.detach(), grads, {k: v.clone() for k, v in norm.state_dict().items()}
 
 
-def _worker(rank: int, init_file: str, inputs: torch.Tensor, weights: dict, queue) -> None:
+def _worker(rank: int, init_file: str, inputs: torch.Tensor, weights: dict, queue, received) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         norm = convert_to_global_batchnorm(nn.BatchNorm2d(3), torch.device("cpu"))
@@ -38,6 +38,8 @@ def _worker(rank: int, init_file: str, inputs: torch.Tensor, weights: dict, queu
         for grad in (norm.weight.grad, norm.bias.grad):
             dist.all_reduce(grad)
         queue.put((rank, out.detach(), local.grad, norm.weight.grad, norm.bias.grad, norm.state_dict()))
+        # Tensors cross the queue as shared memory handed over by this process: it must outlive the read.
+        received.wait(timeout=120)
     finally:
         dist.destroy_process_group()
 
@@ -51,14 +53,15 @@ def test_matches_single_process_batchnorm(tmp_path):
     expected_out, expected_grads, expected_state = _reference(inputs, weights)
 
     context = mp.get_context("spawn")
-    queue = context.Queue()
+    queue, received = context.Queue(), context.Event()
     processes = [
-        context.Process(target=_worker, args=(rank, str(tmp_path / "init"), inputs, weights, queue))
+        context.Process(target=_worker, args=(rank, str(tmp_path / "init"), inputs, weights, queue, received))
         for rank in range(WORLD)
     ]
     for process in processes:
         process.start()
     results = sorted((queue.get(timeout=120) for _ in range(WORLD)), key=lambda item: item[0])
+    received.set()
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0
