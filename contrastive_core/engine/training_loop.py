@@ -79,8 +79,6 @@ class TrainingLoop:
       each writes its own random state;
     * ``map_location``: where :meth:`resume` loads ``state.pt`` to (``load_state_dict`` copies onto
       the objects' devices in any case);
-    * ``older_keys``: ``{key: older key}`` read when a checkpoint lacks ``key``, for checkpoints written
-      by earlier versions of a stage;
     * ``save_epoch``: also save ``"epoch"`` (the completed epochs), for people reading the file;
     * ``say``, ``label``: the console line of a resume and the prefix ``"<label>: "`` of it and of the
       non-finite-loss error;
@@ -100,7 +98,6 @@ class TrainingLoop:
         reduce: Reduce | None = None,
         saves: bool = True,
         map_location: torch.device | str = "cpu",
-        older_keys: Mapping[str, str] | None = None,
         save_epoch: bool = False,
         say: Callable[[str], Any] = lambda text: None,
         label: str | None = None,
@@ -117,7 +114,6 @@ class TrainingLoop:
         self.reduce = reduce
         self.saves = saves
         self.map_location = map_location
-        self.older_keys = dict(older_keys or {})
         self.save_epoch = save_epoch
         self.say = say
         self.prefix = f"{label}: " if label else ""
@@ -151,8 +147,7 @@ class TrainingLoop:
         state, rng = self.checkpoints.load(latest, map_location=self.map_location)
         for key, target in self.state.items():
             if target is not None:
-                older = self.older_keys.get(key)
-                target.load_state_dict(state[key] if key in state or older is None else state[older])
+                target.load_state_dict(state[key])
         self.step = state["step"]
         self._step_on_device.fill_(self.step)
         restore_rng(rng, self.generator)

@@ -20,6 +20,7 @@ from contrastive_core.engine import AugmentationPipeline, build_pipeline
 from contrastive_plugins.simclr import fused_ops
 from contrastive_plugins.simclr.augmentations import AUGMENTATIONS, ColorJitter
 from contrastive_plugins.simclr.fused_pipeline import FusedSimCLRPipeline
+from tests.bench.sampling import assert_rate, seeded
 
 N = 2048
 CPU = torch.device("cpu")
@@ -91,15 +92,6 @@ def registry() -> Registry:
     manager = get_plugin_manager(autoload=False)
     manager.register(_Plugins(), name="augmentations")
     return Registry.from_plugin_manager(manager)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def assert_rate(mask: torch.Tensor, p: float) -> None:
-    rate = mask.double().mean().item()
-    assert abs(rate - p) <= 5 * math.sqrt(p * (1 - p) / mask.numel()), f"rate {rate:.4f}, expected {p}"
 
 
 def assert_uniform(samples: torch.Tensor, low: float, high: float, slack: float) -> None:

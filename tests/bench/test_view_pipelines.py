@@ -10,8 +10,6 @@ draws within 5 standard errors.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -24,6 +22,7 @@ from contrastive_core.engine import (
 )
 from contrastive_plugins.simclr.augmentations import AUGMENTATIONS, Solarize
 from contrastive_plugins.simclr.fused_pipeline import FusedSimCLRPipeline
+from tests.bench.sampling import assert_rate, seeded
 
 N = 2048
 CPU = torch.device("cpu")
@@ -53,15 +52,6 @@ def registry() -> Registry:
     manager = get_plugin_manager(autoload=False)
     manager.register(_Plugins(), name="augmentations")
     return Registry.from_plugin_manager(manager)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def assert_rate(mask: torch.Tensor, p: float) -> None:
-    rate = mask.double().mean().item()
-    assert abs(rate - p) <= 5 * math.sqrt(p * (1 - p) / mask.numel()), f"rate {rate:.4f}, expected {p}"
 
 
 def with_changes(ops: list[dict], position: int, **changes) -> list[dict]:

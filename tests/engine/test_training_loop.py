@@ -119,14 +119,14 @@ def test_resume_restores_every_registered_object_and_the_generators_bit_exactly(
     assert resumed.counter.count == reference.counter.count == STEPS_PER_EPOCH * EPOCHS
 
 
-def test_older_keys_and_absent_objects(tmp_path):
+def test_absent_objects_are_saved_empty_and_not_loaded(tmp_path):
     model = nn.Linear(2, 2)
     manager = CheckpointManager(tmp_path)
     generator = torch.Generator()
     weights = {name: torch.full_like(value, 3.0) for name, value in model.state_dict().items()}
     manager.save(
         4,
-        {"model": weights, "scheduler": {}, "step": 4},
+        {"method": weights, "scheduler": {}, "step": 4},
         {"torch": torch.get_rng_state(), "cuda": [], "augmentation": generator.get_state()},
     )
     loop = TrainingLoop(
@@ -136,7 +136,6 @@ def test_older_keys_and_absent_objects(tmp_path):
         steps_per_epoch=2,
         total_steps=10,
         device="cpu",
-        older_keys={"method": "model"},
         save_epoch=True,
     )
     assert loop.resume() == 4
