@@ -52,6 +52,11 @@ def test_there_are_recipes():
         "simclr_r50.toml",
         "simclr_cifar10_r18.toml",
         "simclr_stl10_r18.toml",
+        *(
+            f"{method}_{setting}.toml"
+            for method in ("byol", "moco_v2", "moco_v3", "barlow_twins", "vicreg")
+            for setting in ("r50", "cifar10_r18", "fashion_mnist")
+        ),
     }
 
 

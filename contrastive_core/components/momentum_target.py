@@ -9,7 +9,7 @@ step::
     xi <- m * xi + (1 - m) * theta
 
 MoCo keeps ``m = 0.999`` fixed; BYOL raises it from ``m_base = 0.996`` to 1 over training with a cosine
-schedule, ``m = 1 - (1 - m_base) * (cos(pi * k / K) + 1) / 2`` at step k of K (Sec. 3.2 and the
+schedule, ``m = 1 - (1 - m_base) * (cos(pi * k / K) + 1) / 2`` at step k of K (Sec. 3.3 and the
 appendix on implementation details), available as
 ``contrastive_core.engine.cosine_schedule(0.996, 1.0, k, K)``. DINO's teacher is the same
 construction around a student.

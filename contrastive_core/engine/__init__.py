@@ -39,14 +39,12 @@ from .augmentation_pipeline import (
 )
 from .benchmark import (
     BARE_SGD,
-    BARE_TEMPERATURE,
     SYNTHETIC_BATCHES,
     BenchmarkResult,
     BenchSettings,
     Measurement,
     cpu_model,
     machine_info,
-    plain_nt_xent,
     run_benchmark,
     synchronize,
     time_interleaved,
@@ -64,6 +62,7 @@ from .file_batches import (
     unpack_encoded,
 )
 from .interrupt import StopRequest, TrainingInterrupted
+from .loss_precision import at_least_float32
 from .metrics_log import MetricsLog
 from .progress import TrainingProgress
 from .random_state import augmentation_generator, capture_rng, restore_rng
@@ -81,7 +80,6 @@ from .training_step import TrainingStep
 
 __all__ = [
     "BARE_SGD",
-    "BARE_TEMPERATURE",
     "STATE_FILE",
     "SYNTHETIC_BATCHES",
     "AugmentationPipeline",
@@ -117,7 +115,7 @@ __all__ = [
     "WarmupThenConstant",
     "WorkerDataError",
     "apply_in_order",
-    "set_augmentation_precision",
+    "at_least_float32",
     "augmentation_generator",
     "build_pipeline",
     "build_training_parts",
@@ -137,13 +135,13 @@ __all__ = [
     "load_file",
     "machine_info",
     "pack_encoded",
-    "plain_nt_xent",
     "read_batches",
     "resolved_toml",
     "restore_rng",
     "results_table",
     "run_benchmark",
     "run_recipe",
+    "set_augmentation_precision",
     "synchronize",
     "time_interleaved",
     "time_loader",

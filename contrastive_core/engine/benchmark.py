@@ -11,13 +11,15 @@ the recipe's device and precision, in one process. Six measurements, each in sec
 * ``augmentation``: the recipe's pipeline making both views of a fixed batch (2B views);
 * ``loss``: the recipe's loss, forward and backward, on 2B projections of the model's output shape;
 * ``optimizer``: one step of the recipe's optimizer (e.g. LARS) over the model's gradients;
-* ``bare``: the *bare encoder step* of the reference bare-step script: the model (encoder + head)
-  forward and backward on pre-made random views, the plain NT-Xent formula and ``torch.optim.SGD``
-  with momentum 0.9, in the run's precision and memory format; no augmentation, no LARS, no schedule;
+* ``bare``: the method's own step, as the reference bare-step script times SimCLR's: the method's
+  forward (every network it runs and its loss: encoder, head and NT-Xent for SimCLR; online and target
+  networks for BYOL) and backward on pre-made random views, then ``torch.optim.SGD`` with momentum 0.9,
+  in the run's precision and memory format; no augmentation, no recipe optimizer, no schedule, no
+  momentum update;
 * ``full``: the next batch plus :class:`~contrastive_core.engine.training_step.TrainingStep`, the exact
   step of the pretrain stage (views, forward, loss, backward, optimizer, schedule).
 
-``full / bare`` (throughput of the full step over the bare step's) is the fraction of the encoder's
+``full / bare`` (throughput of the full step over the bare step's) is the fraction of the method's
 own speed that training keeps; the goal on a GPU is at least 0.9. The parts overlap (``bare``
 contains a loss and an optimiser step) and run one at a time, so their shares of ``full`` need not add
 up to one.
@@ -43,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import nn
 
@@ -58,9 +59,7 @@ from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 from .training_parts import build_training_parts, training_stage
 from .training_step import TrainingStep
 
-#: The bare step's NT-Xent temperature and SGD settings, as in the reference bare-step script (the values
-#: do not change the cost).
-BARE_TEMPERATURE = 0.2
+#: The bare step's SGD settings, as in the reference bare-step script (the values do not change the cost).
 BARE_SGD = {"lr": 0.1, "momentum": 0.9}
 #: Synthetic datasets hold this many batches, so consecutive steps index different images.
 SYNTHETIC_BATCHES = 4
@@ -111,7 +110,7 @@ class BenchmarkResult:
 
     @property
     def full_over_bare(self) -> float:
-        """Throughput of the full training step as a fraction of the bare encoder step's."""
+        """Throughput of the full training step as a fraction of the bare step's (the method's own)."""
         return self.measurements["full"].views_per_s / self.measurements["bare"].views_per_s
 
     def share_of_full(self, name: str) -> float:
@@ -245,8 +244,8 @@ def run_benchmark(
     timed |= {
         "optimizer": _Part(f"{recipe.optimizer.type} step over the method's gradients", optimizer_step),
         "bare": _Part(
-            "encoder + head fwd+bwd + SGD + NT-Xent on pre-made views",
-            _bare_step(method, accelerator, sample_views, stage.channels_last),
+            f"the {recipe.method.type} method's fwd+bwd (its networks and loss) + SGD on pre-made views",
+            _bare_step(train_method, accelerator, sample_views, progress),
         ),
         "full": _Part(
             "next batch + the pretrain stage's step",
@@ -381,38 +380,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_nt_xent(z: torch.Tensor, temperature: float = BARE_TEMPERATURE) -> torch.Tensor:
-    """NT-Xent of (2B, d) projections whose rows i and i + B are a positive pair, as the reference bare-step script writes it:
-    cosine similarities in fp32 over tau, each row's own similarity removed, cross-entropy to the pair."""
-    z = F.normalize(z.float(), dim=1)
-    half = z.shape[0] // 2
-    similarities = z @ z.T / temperature
-    similarities.fill_diagonal_(float("-inf"))
-    positives = torch.cat([torch.arange(half, 2 * half), torch.arange(0, half)]).to(z.device)
-    return F.cross_entropy(similarities, positives)
-
-
 def _bare_step(
-    method: nn.Module, accelerator: Any, views: dict[str, torch.Tensor], channels_last: bool
+    method: nn.Module, accelerator: Any, views: dict[str, torch.Tensor], progress: StepProgress
 ) -> Callable[[], None]:
-    """The reference script's bare encoder step: the method's encoder (and head) on fixed random views shaped like
-    every view group's, plain NT-Xent over each group's first two views, SGD with momentum."""
-    encoder, head = method.encoder, getattr(method, "head", None)
-    inputs = [torch.rand_like(group) for group in views.values()]
-    if channels_last:
-        inputs = [group.contiguous(memory_format=torch.channels_last) for group in inputs]
-    trained = [p for p in encoder.parameters()] + ([p for p in head.parameters()] if head is not None else [])
-    sgd = torch.optim.SGD(trained, **BARE_SGD)
+    """The method's own step without the pipeline around it: its forward (every network it runs and its
+    loss) and backward on fixed random views shaped like every view group's, in the run's precision,
+    and plain SGD with momentum over its trained parameters; no augmentation, no recipe optimizer, no
+    schedule, no momentum update. It changes the method's state as a training step would (its weights,
+    the keys a MoCo queue holds), which the timing does not depend on."""
+    inputs = {name: torch.rand_like(group) for name, group in views.items()}  # keeps the memory format
+    sgd = torch.optim.SGD(method.trainable().parameters(), **BARE_SGD)
 
     def step() -> None:
-        total = 0
-        for group in inputs:
-            with accelerator.autocast():
-                z = encoder(group)
-                if head is not None:
-                    z = head(z)
-            total = total + plain_nt_xent(z)
-        total.backward()
+        with accelerator.autocast():
+            loss = method(inputs, progress).loss
+        loss.backward()
         sgd.step()
         sgd.zero_grad(set_to_none=True)
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from contrastive_core import ContrastiveError, default_registry, validate_recipe
+from contrastive_core import ContrastiveError, StepProgress, default_registry, validate_recipe
 from contrastive_core.cli import main as cli_main
-from contrastive_core.engine import BenchSettings, plain_nt_xent, run_benchmark, time_interleaved
-from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
+from contrastive_core.engine import BenchSettings, run_benchmark, time_interleaved
+from contrastive_core.engine.benchmark import _bare_step
+from tests.engine.method_steps import cpu_training_step, recipe_for
 from tests.engine.recipes import FIXTURE, tiny_recipe
 
 if sys.version_info >= (3, 11):
@@ -114,10 +115,25 @@ def test_rounds_interleave_the_parts_and_split_the_steps():
     assert [len(values) for values in seconds.values()] == [2, 2]
 
 
-def test_the_bare_steps_nt_xent_is_the_recipe_loss():
-    z = torch.randn(12, 8, generator=torch.Generator().manual_seed(0))
-    reference = NTXent(NTXentParams(temperature=0.2))(z[:6], z[6:])
-    torch.testing.assert_close(plain_nt_xent(z, 0.2), reference)
+def test_the_bare_step_is_the_methods_own_forward_and_backward_on_random_views():
+    registry = default_registry()
+    recipe = validate_recipe(recipe_for(registry.get("method", "byol")), registry=registry)
+    parts, step = cpu_training_step(recipe, registry)
+    method = parts.method
+    seen: list[dict[str, tuple[int, ...]]] = []
+    method.register_forward_pre_hook(
+        lambda module, args: seen.append({name: tuple(v.shape) for name, v in args[0].items()})
+    )
+    views = step.make_views(torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8))
+    target_before = [p.clone() for p in method.target.parameters()]
+    trained_before = [p.detach().clone() for p in method.trainable().parameters()]
+    bare = _bare_step(method, step.accelerator, views, StepProgress(0, 3, 3))
+    bare()
+    assert seen == [{"global": (16, 1, 28, 28)}]  # the method itself, on its view groups' shapes
+    trained_after = list(method.trainable().parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(trained_before, trained_after, strict=True))
+    # No momentum update: that belongs to the full step.
+    assert all(torch.equal(a, b) for a, b in zip(target_before, method.target.parameters(), strict=True))
 
 
 def test_the_bench_command_prints_the_table_and_writes_json(tmp_path):

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from contrastive_core.distributed import (
     all_reduce_mean,
@@ -31,6 +29,7 @@ from contrastive_core.distributed import (
     rank,
     world_size,
 )
+from tests.gloo_processes import run_on_gloo_processes
 
 WORLD = 2
 DTYPE = torch.float64
@@ -220,44 +219,30 @@ def _detection_checks() -> dict[str, Any]:
     return found
 
 
-def run_one_process(process: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=process, world_size=WORLD)
-    try:
-        result: dict[str, Any] = {
-            "rank_world": (rank(), world_size(), is_distributed()),
-            "backend": dist.get_backend(),
-            "gloo": _measure_gloo(),
-        }
-        result["gather"] = _gather_checks()
-        result["unsupported_after_native"] = sorted(collectives._UNSUPPORTED)
-        # The same checks through the fallbacks (list all_gather + cat; all_reduce + slice).
-        backend = str(dist.get_backend())
-        collectives._UNSUPPORTED.update({("all_gather", backend, "cpu"), ("reduce_scatter", backend, "cpu")})
-        result["gather_fallback"] = _gather_checks()
-        collectives._UNSUPPORTED.clear()
-        result["reduce"] = _reduce_checks()
-        result["detection"] = _detection_checks()
-        result["mean"] = all_reduce_mean(torch.tensor([1.0, 2.0], dtype=DTYPE, requires_grad=True) * rank())
-        torch.save(result, Path(out_dir) / f"rank{process}.pt")
-    finally:
-        dist.destroy_process_group()
+def measure(process: int) -> dict[str, Any]:
+    """Everything one of the 2 processes measures."""
+    result: dict[str, Any] = {
+        "rank_world": (rank(), world_size(), is_distributed()),
+        "backend": dist.get_backend(),
+        "gloo": _measure_gloo(),
+    }
+    result["gather"] = _gather_checks()
+    result["unsupported_after_native"] = sorted(collectives._UNSUPPORTED)
+    # The same checks through the fallbacks (list all_gather + cat; all_reduce + slice).
+    backend = str(dist.get_backend())
+    collectives._UNSUPPORTED.update({("all_gather", backend, "cpu"), ("reduce_scatter", backend, "cpu")})
+    result["gather_fallback"] = _gather_checks()
+    collectives._UNSUPPORTED.clear()
+    result["reduce"] = _reduce_checks()
+    result["detection"] = _detection_checks()
+    result["mean"] = all_reduce_mean(torch.tensor([1.0, 2.0], dtype=DTYPE, requires_grad=True) * rank())
+    return result
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """What each of 2 gloo processes measured, indexed by rank."""
-    directory = tmp_path_factory.mktemp("collectives")
-    # fork reuses this process's imported modules; spawn would re-import torch in each child.
-    start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(
-        run_one_process,
-        args=(str(directory / "rendezvous"), str(directory)),
-        nprocs=WORLD,
-        join=True,
-        start_method=start_method,
-    )
-    return [torch.load(directory / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return run_on_gloo_processes(measure, tmp_path_factory.mktemp("collectives"), WORLD)
 
 
 # --- one process: everything is the identity --------------------------------------------------------

@@ -33,38 +33,13 @@ from contrastive_core.engine import (
     run_recipe,
 )
 from tests.engine.loss_curves import CURVE_THREADS, CURVES, RECIPES, loss_curve
-from tests.engine.method_steps import cpu_training_step
-from tests.engine.recipes import FIXTURE, tiny_recipe
+from tests.engine.method_steps import MLP, cpu_training_step, recipe_for
+from tests.engine.recipes import tiny_recipe
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-CROP = [{"type": "random_resized_crop", "size": 28, "scale": [0.3, 1.0]}, {"type": "horizontal_flip"}]
-MLP = {"type": "mlp", "hidden_dim": 32, "out_dim": 16}
-
-
-def recipe_for(method: type[Method]) -> dict:
-    """The smallest recipe for ``method``: the sections it requires, a view group per group it declares."""
-    data = {
-        "run": {"seed": 0, "device": "cpu"},
-        "data": {"type": "fashion_mnist", "root": str(FIXTURE)},
-        "method": {"type": method.name},
-        "views": [
-            {"name": group.name, "count": group.count or 2, "augmentations": CROP} for group in method.views
-        ],
-        "model": {"encoder": {"type": "small_cnn", "in_channels": 1, "widths": [8, 16], "feature_dim": 16}},
-        "optimizer": {"type": "sgd", "lr": 0.1},
-        "stages": [{"type": "pretrain", "epochs": 1, "batch_size": 8, "max_steps": 3}],
-    }
-    if "model.head" in method.requires:
-        data["model"]["head"] = MLP
-    if "model.predictor" in method.requires:
-        data["model"]["predictor"] = MLP
-    if "loss" in method.requires:
-        data["loss"] = {"type": "nt_xent", "temperature": 0.5}
-    return data
 
 
 @pytest.mark.parametrize("name", default_registry().names("method"))
@@ -129,7 +104,8 @@ def test_a_recipe_without_a_method_shows_the_new_form():
     del data["method"]
     (problem,) = problems(data)
     assert problem.startswith("stages[0]: stage 'pretrain' needs [method], which the recipe does not have")
-    assert '[method] type = "simclr"' in problem and "registered methods: simclr" in problem
+    names = ", ".join(default_registry().names("method"))
+    assert '[method] type = "simclr"' in problem and f"registered methods: {names})" in problem
 
 
 def test_sections_a_method_needs_or_ignores_are_reported():

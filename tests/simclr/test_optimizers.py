@@ -214,3 +214,16 @@ def test_a_part_frozen_at_build_time_trains_once_unfrozen(registry: Registry) ->
     model(torch.ones(2, 3)).sum().backward()
     optimizer.step()
     assert not torch.equal(model[0].weight, frozen)
+
+
+def test_lars_trains_the_excluded_group_at_its_own_rate(registry: Registry) -> None:
+    """Barlow Twins: 0.2 for the weights, 0.0048 for biases and BN, both scaled by N / 256."""
+    params = {"type": "lars", "lr": 0.2, "excluded_lr": 0.0048}
+    optimizer = build("optimizer", params, registry=registry, model=NormZoo(), batch_size=2048)
+    rates = {group["name"]: (group["lr"], group["initial_lr"]) for group in optimizer.param_groups}
+    assert rates["regular"] == pytest.approx((1.6, 1.6), rel=1e-12)
+    assert rates["excluded"] == pytest.approx((0.0384, 0.0384), rel=1e-12)
+    default = build(
+        "optimizer", {"type": "lars", "lr": 0.2}, registry=registry, model=NormZoo(), batch_size=2048
+    )
+    assert [group["lr"] for group in default.param_groups] == pytest.approx([1.6, 1.6])

@@ -121,3 +121,26 @@ def test_invalid_params_are_recipe_errors(registry):
         build_head(registry, in_dim=8, num_layers=0)
     with pytest.raises(RecipeError, match="out_dim"):
         build_head(registry, in_dim=8, out_dim=0)
+
+
+@pytest.mark.parametrize(
+    ("output_norm", "last"),
+    [("scale", ["Linear", "BatchNorm1d"]), ("no_affine", ["Linear", "BatchNorm1d"]), ("none", ["Linear"])],
+)
+def test_the_output_layer_of_byol_and_moco_v3_projectors(registry, output_norm, last):
+    head = build_head(registry, in_dim=16, hidden_dim=32, out_dim=8, output_norm=output_norm)
+    assert layer_kinds(head) == ["Linear", "BatchNorm1d", "ReLU", *last]
+    output_linear = head.layers[3]
+    # A bias only where no BatchNorm follows (BYOL's projector and predictor end in a biased linear layer).
+    assert (output_linear.bias is not None) == (output_norm == "none")
+    if output_norm == "no_affine":
+        assert not head.layers[4].affine and not list(head.layers[4].parameters())
+        z = head.train()(torch.randn(64, 16))
+        torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+
+
+def test_output_norm_is_ignored_without_batch_norm(registry):
+    head = build_head(
+        registry, in_dim=16, hidden_dim=32, out_dim=8, batch_norm=False, output_norm="no_affine"
+    )
+    assert layer_kinds(head) == ["Linear", "ReLU", "Linear"]

@@ -1,6 +1,6 @@
 """``contrastive bench RECIPE``: where the recipe's training step spends its time, on this machine.
 
-Measures, in one process on the recipe's device, the bare encoder step, augmentation alone, loss alone,
+Measures, in one process on the recipe's device, the method's bare step, augmentation alone, loss alone,
 optimizer step alone, data loading alone and the full pretrain step (see :mod:`contrastive_core.engine.benchmark`),
 prints views/s and each part's share of the full step, and can write everything as JSON.
 """
@@ -20,7 +20,7 @@ from ...engine.benchmark import BenchmarkResult, BenchSettings, run_benchmark
 from ...recipes.recipe import load_recipe
 from ..arguments import add_overrides_argument, non_negative_int, positive_int, registry_from_args
 
-#: The fraction of the bare encoder step's throughput that the full step should keep on a GPU (the project's goal).
+#: The fraction of the bare step's throughput that the full step should keep on a GPU (the project's goal).
 TARGET_FULL_OVER_BARE = 0.9
 
 
@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "bench",
         parents=[common],
         help="measure the training step and its parts (views/s) on this machine",
-        description="Measure, on the recipe's device and precision, the bare encoder step, augmentation, "
+        description="Measure, on the recipe's device and precision, the method's bare step, augmentation, "
         "loss, optimizer step and data loading alone, and the full pretrain step; print views/s and each "
         "part's share of the full step.",
     )
@@ -84,7 +84,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     ratio = result.full_over_bare
     verdict = "meets" if ratio >= TARGET_FULL_OVER_BARE else "is below"
     console.print(
-        f"full / bare = {ratio:.2f}: the full step keeps {ratio:.0%} of the bare encoder step's throughput "
+        f"full / bare = {ratio:.2f}: the full step keeps {ratio:.0%} of the bare step's throughput "
         f"({verdict} the GPU goal of {TARGET_FULL_OVER_BARE:.0%})"
     )
     if args.json is not None:

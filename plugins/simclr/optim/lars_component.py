@@ -36,6 +36,10 @@ class LARSOptimizerParams(ComponentParams):
     exclude: ExclusionRule = "bn_and_bias"
     """Exempt from weight decay and trust ratio: 'bn_and_bias' (norm layers and biases, SimCLR) or 'none'."""
 
+    excluded_lr: float | None = Field(default=None, gt=0)
+    """Base learning rate of the excluded parameters (biases and BN), scaled like ``lr``; None: ``lr``.
+    Barlow Twins trains them with 0.0048 against 0.2 for the weights (Zbontar et al. 2021, Sec. 4)."""
+
 
 class LARSOptimizer(Optimizer):
     """LARS (You et al., 2017) as in SimCLR: trust ratio per layer, momentum 0.9, wd 1e-6, BN/bias excluded.
@@ -52,11 +56,15 @@ class LARSOptimizer(Optimizer):
         cls, params: LARSOptimizerParams, *, model: nn.Module, batch_size: int = 256, **context: Any
     ) -> torch.optim.Optimizer:
         lr = scaled_learning_rate(params.lr, batch_size, params.lr_scaling)
+        excluded_options: dict[str, Any] = {"lars_adaptation": False}
+        if params.excluded_lr is not None:
+            excluded_lr = scaled_learning_rate(params.excluded_lr, batch_size, params.lr_scaling)
+            excluded_options |= {"lr": excluded_lr, "initial_lr": excluded_lr}
         groups = parameter_groups(
             model,
             rule=params.exclude,
             lr=lr,
             weight_decay=params.weight_decay,
-            excluded_options={"lars_adaptation": False},
+            excluded_options=excluded_options,
         )
         return LARS(groups, lr=lr, momentum=params.momentum, weight_decay=params.weight_decay, eta=params.eta)
