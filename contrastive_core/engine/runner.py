@@ -16,6 +16,7 @@ stages are skipped (their metrics and artifacts restored) and the first unfinish
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -35,9 +36,8 @@ from ..recipes.toml_writer import dumps
 from ..registration.registry import Registry
 from ..reports.report import report_after_run
 from ..run_directory.atomic import write_json_atomic, write_text_atomic
-from ..run_directory.manifest import build_manifest
+from ..run_directory.manifest import build_manifest, is_run_directory
 from ..run_directory.names import (
-    LOCK_FILE,
     MANIFEST_FILE,
     RESOLVED_RECIPE_FILE,
     RESULTS_FILE,
@@ -85,18 +85,20 @@ def run_recipe(
         problem = None
         if main:
             try:
+                _refuse_a_folder_that_is_not_a_run(run_dir)
                 if fresh:
                     _clear_run_dir(run_dir, console)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 held.enter_context(_exclusive(run_dir))
                 resolved = resolved_toml(recipe)
                 _check_same_recipe(run_dir, resolved)
-                write_text_atomic(run_dir / RESOLVED_RECIPE_FILE, resolved)
+                # The manifest first: it is what marks the folder as a run directory from now on.
                 write_json_atomic(
                     run_dir / MANIFEST_FILE,
                     build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv)
                     | {"processes": accelerator.num_processes},
                 )
+                write_text_atomic(run_dir / RESOLVED_RECIPE_FILE, resolved)
             except RunDirectoryError as error:
                 problem = str(error)
             except OSError as error:  # e.g. a read-only or full file system
@@ -206,39 +208,56 @@ def _check_same_recipe(run_dir: Path, resolved: str) -> None:
         )
 
 
-def _clear_run_dir(run_dir: Path, console: Console) -> None:
+def _refuse_a_folder_that_is_not_a_run(run_dir: Path) -> None:
+    """A run writes into (and ``--fresh`` clears) only a new or empty folder or an earlier run's."""
     if not run_dir.exists():
         return
-    if not (run_dir / MANIFEST_FILE).is_file() and any(run_dir.iterdir()):
-        raise RunDirectoryError(
-            f"--fresh would delete {run_dir}, which is not empty and is not a contrastive run directory "
-            f"(no {MANIFEST_FILE}); refusing. Choose another --out directory."
-        )
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir} is a file, not a run directory; choose another --out directory.")
+    if is_run_directory(run_dir) or not any(run_dir.iterdir()):
+        return
+    raise RunDirectoryError(
+        f"{run_dir} is not empty and is not a contrastive run directory (it has no {MANIFEST_FILE} written "
+        "by contrastive); refusing to write into it, and --fresh would not clear it either. Choose another "
+        "--out directory: a new or empty one, or the directory of an earlier run."
+    )
+
+
+def _clear_run_dir(run_dir: Path, console: Console) -> None:
+    """Delete what an earlier run left in ``run_dir`` (already checked to be a run directory)."""
+    if not run_dir.exists():
+        return
     with _exclusive(run_dir):
         for child in run_dir.iterdir():
-            if child.name == LOCK_FILE:
-                continue
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     console.print(f"--fresh: cleared {run_dir}")
 
 
 @contextmanager
 def _exclusive(run_dir: Path):
-    """Hold an exclusive lock on the run directory so a second run into it refuses instead of mixing."""
+    """Hold an exclusive lock on the run directory so a second run into it refuses instead of mixing.
+
+    The lock is taken on the directory itself (``flock`` on a descriptor of the folder), not on a file in
+    it: there is nothing a user could delete to let a second run in while the first holds it. The kernel
+    releases it when the process dies, however it dies.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock
         yield
         return
-    with open(run_dir / LOCK_FILE, "a+") as handle:
+    descriptor = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunDirectoryError(
-                f"another run is using {run_dir} (it holds {run_dir / LOCK_FILE}); wait for it to finish or use "
+                f"another run is using {run_dir} (it holds the directory's lock); wait for it to finish or use "
                 "another --out directory"
             ) from None
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)

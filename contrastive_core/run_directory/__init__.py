@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-from .atomic import write_atomic, write_json_atomic, write_text_atomic
-from .manifest import build_manifest, git_state
+from .atomic import new_file_mode, write_atomic, write_json_atomic, write_text_atomic
+from .manifest import build_manifest, git_state, is_run_directory
 from .names import (
     CHECKPOINTS_DIR,
     ENCODER_CONFIG_FILE,
     ENCODER_WEIGHTS_FILE,
-    LOCK_FILE,
     MANIFEST_FILE,
     METRICS_FILE,
     REPORT_FILE,
@@ -29,7 +28,6 @@ __all__ = [
     "CHECKPOINTS_DIR",
     "ENCODER_CONFIG_FILE",
     "ENCODER_WEIGHTS_FILE",
-    "LOCK_FILE",
     "MANIFEST_FILE",
     "METRICS_FILE",
     "REPORT_FILE",
@@ -39,6 +37,8 @@ __all__ = [
     "TENSORBOARD_DIR",
     "build_manifest",
     "git_state",
+    "is_run_directory",
+    "new_file_mode",
     "read_metrics",
     "write_atomic",
     "write_json_atomic",

@@ -1,4 +1,10 @@
-"""Atomic file writes: a reader (or a crash) sees either the old file or the complete new one."""
+"""Atomic file writes: a reader (or a crash) sees either the old file or the complete new one.
+
+The temporary file comes from ``tempfile.mkstemp``, which creates it readable by its owner only (0600)
+whatever the umask; it is given the mode ``open()`` would have given a new file (0666 minus the
+umask) before it is renamed, so colleagues on a shared machine can read a run's results as they can
+read any other file the user writes.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, new_file_mode())
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
@@ -25,6 +32,15 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def new_file_mode() -> int:
+    """The permission bits ``open()`` gives a new file: 0o666 without the process's umask bits."""
+    # Reading the umask means setting it; 0o077 for that instant, so that a file another thread creates
+    # meanwhile is at worst more private than intended, never less.
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

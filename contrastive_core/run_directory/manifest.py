@@ -1,7 +1,14 @@
-"""``manifest.json``: what produced a run (versions, plugins, git commit, command line, start time)."""
+"""``manifest.json``: what produced a run (versions, plugins, git commit, command line, start time).
+
+It is also what marks a folder as a run directory: its ``"format"`` is :data:`MANIFEST_FORMAT`, a value
+only this project writes. ``contrastive run`` writes into, and ``--fresh`` clears, only an empty folder
+or one whose ``manifest.json`` parses and carries that value (:func:`is_run_directory`): a web app's
+``manifest.json``, or any other file of that name, does not make a folder a run.
+"""
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
 import subprocess
@@ -12,6 +19,10 @@ from typing import Any
 
 from ..registration.registry import Registry
 from ..version import __version__
+from .names import MANIFEST_FILE
+
+#: The manifest's ``"format"``: names the file's layout and marks its folder as a run directory.
+MANIFEST_FORMAT = "contrastive run directory, manifest 1"
 
 
 def build_manifest(
@@ -20,6 +31,7 @@ def build_manifest(
     import torch
 
     return {
+        "format": MANIFEST_FORMAT,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command_line": command_line,
         "recipe": str(recipe_path) if recipe_path else None,
@@ -57,3 +69,12 @@ def git_state(directory: Path) -> dict[str, Any] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def is_run_directory(directory: Path) -> bool:
+    """Whether ``directory`` holds a run: its ``manifest.json`` is a JSON object of :data:`MANIFEST_FORMAT`."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT

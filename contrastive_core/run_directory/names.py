@@ -6,7 +6,6 @@ Layout of a run directory::
     manifest.json          MANIFEST_FILE         versions, plugins, git commit, command line, start time
     results.json           RESULTS_FILE          metrics of each finished stage, by stage key
     report.html            REPORT_FILE           plots, results and recipe in one page
-    .lock                  LOCK_FILE             held by the run using the directory
     <stage key>/                                 each stage's own files:
         stage.json         STAGE_DONE_FILE       the stage's metrics and artifacts; marks it finished
         metrics.jsonl      METRICS_FILE          one JSON object per logging step
@@ -22,7 +21,6 @@ RESOLVED_RECIPE_FILE = "recipe.resolved.toml"
 MANIFEST_FILE = "manifest.json"
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
-LOCK_FILE = ".lock"
 STAGE_DONE_FILE = "stage.json"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"

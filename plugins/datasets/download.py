@@ -15,6 +15,8 @@ import tempfile
 import urllib.request
 from pathlib import Path, PurePosixPath
 
+from contrastive_core.run_directory import new_file_mode
+
 from .errors import DownloadError
 
 #: Read and hash in 1 MiB pieces so multi-gigabyte archives (STL-10) never sit in memory whole.
@@ -45,6 +47,7 @@ def fetch(url: str, destination: str | Path, md5: str | None = None) -> Path:
     except OSError as error:
         raise DownloadError(f"cannot write into {destination.parent}: {error}") from None
     try:
+        os.fchmod(handle, new_file_mode())  # mkstemp's 0600 would leave the dataset unreadable to others
         with os.fdopen(handle, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, file, CHUNK_BYTES)
         if md5 is not None:

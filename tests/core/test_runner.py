@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 
 import pytest
@@ -75,6 +77,77 @@ def test_fresh_refuses_a_directory_that_is_not_a_run(tmp_path, toy_registry):
     with pytest.raises(RunDirectoryError, match="not a contrastive run directory"):
         run(toy_registry, precious, fresh=True)
     assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+FOREIGN_MANIFESTS = {
+    "a web app's": '{"name": "My App", "icons": [], "start_url": "/"}',
+    "an unparsable": "garbage{",
+    "an old-style (no format)": '{"started_at": "2026-01-01", "command_line": ["x"], "contrastive": "0.1"}',
+}
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "resume"])
+@pytest.mark.parametrize("manifest", sorted(FOREIGN_MANIFESTS))
+def test_a_folder_with_someone_elses_manifest_is_neither_cleared_nor_written(
+    tmp_path, toy_registry, manifest, fresh
+):
+    webapp = tmp_path / "webapp"
+    (webapp / "src").mkdir(parents=True)
+    (webapp / "src" / "index.js").write_text("console.log(1)")
+    (webapp / "README").write_text("read me")
+    (webapp / "manifest.json").write_text(FOREIGN_MANIFESTS[manifest])
+    before = sorted(path.relative_to(webapp) for path in webapp.rglob("*"))
+    with pytest.raises(RunDirectoryError, match="is not a contrastive run directory"):
+        run(toy_registry, webapp, fresh=fresh)
+    assert sorted(path.relative_to(webapp) for path in webapp.rglob("*")) == before
+    assert (webapp / "src" / "index.js").read_text() == "console.log(1)"
+    assert (webapp / "manifest.json").read_text() == FOREIGN_MANIFESTS[manifest]
+
+
+def test_a_run_into_a_non_empty_folder_that_is_not_a_run_writes_nothing(tmp_path, toy_registry):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "todo.txt").write_text("buy milk")
+    with pytest.raises(RunDirectoryError, match="refusing to write into it"):
+        run(toy_registry, folder)
+    assert [path.name for path in folder.iterdir()] == ["todo.txt"]
+
+
+def test_a_run_directory_is_marked_by_its_manifest_and_resumes_and_clears(tmp_path, toy_registry):
+    run_dir = tmp_path / "run"
+    run(toy_registry, run_dir)
+    assert (
+        json.loads((run_dir / "manifest.json").read_text())["format"]
+        == "contrastive run directory, manifest 1"
+    )
+    run(toy_registry, run_dir)  # resumes: every stage finished earlier
+    run(toy_registry, run_dir, overrides=["stages[0].value=5"], fresh=True)
+    assert json.loads((run_dir / "results.json").read_text())["toy_stage"]["value"] == 5.0
+
+
+def test_an_empty_folder_is_used(tmp_path, toy_registry):
+    """What a run killed before it wrote its manifest leaves behind, or a folder made for the run."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert run(toy_registry, run_dir)["toy_stage"]["value"] == 1.0
+    assert not (run_dir / ".lock").exists()  # the lock is on the folder: nothing to delete to bypass it
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_run_records_get_the_mode_the_umask_gives_any_new_file(tmp_path, toy_registry, umask):
+    previous = os.umask(umask)
+    try:
+        run_dir = tmp_path / "run"
+        run(toy_registry, run_dir)
+        (tmp_path / "plain.txt").write_text("")  # a file written the ordinary way, for comparison
+    finally:
+        os.umask(previous)
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert expected == 0o666 & ~umask
+    written = ["manifest.json", "recipe.resolved.toml", "results.json", "toy_stage/stage.json"]
+    assert {name: stat.S_IMODE((run_dir / name).stat().st_mode) for name in written} == dict.fromkeys(
+        written, expected
+    )
 
 
 def test_second_run_into_a_held_directory_refuses(tmp_path, toy_registry):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import tarfile
 
 import pytest
@@ -39,6 +41,17 @@ def test_fetch_checks_the_md5_and_leaves_no_partial_file(tmp_path):
     assert list((tmp_path / "data").iterdir()) == []
     fetch(source.as_uri(), destination, md5=md5_of(source))
     assert destination.read_bytes() == b"published bytes"
+
+
+def test_a_fetched_file_gets_the_mode_the_umask_gives_any_new_file(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"published bytes")
+    previous = os.umask(0o022)
+    try:
+        fetch(source.as_uri(), tmp_path / "copy.bin")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "copy.bin").stat().st_mode) == 0o644
 
 
 def test_fetch_reports_an_unreachable_url(tmp_path):

@@ -248,7 +248,7 @@ CONCURRENT_RUNS = [
         "two-runs-one-directory",
         "two `contrastive run` processes started at the same time into one run directory",
         "one trains to the end (exit code 0, complete checkpoints); the other exits with code 2 and "
-        "`another run is using DIR (it holds DIR/.lock); wait for it to finish or use another --out "
+        "`another run is using DIR (it holds the directory's lock); wait for it to finish or use another --out "
         "directory`, without a traceback",
     )
 ]
@@ -695,6 +695,22 @@ ELSEWHERE = [
         "`--fresh` on a directory that is not a run directory",
         "refused; nothing is deleted",
         "tests/core/test_runner.py::test_fresh_refuses_a_directory_that_is_not_a_run",
+    ),
+    CoveredElsewhere(
+        "`run` or `--fresh` into a folder with a `manifest.json` contrastive did not write (a web app's, "
+        "an unparsable one, one without the run-directory format)",
+        "`RunDirectoryError: ... is not a contrastive run directory`; nothing is written or deleted",
+        "tests/core/test_runner.py::test_a_folder_with_someone_elses_manifest_is_neither_cleared_nor_written",
+    ),
+    CoveredElsewhere(
+        "`run` into a non-empty folder that is not a run directory",
+        "refused before anything is written",
+        "tests/core/test_runner.py::test_a_run_into_a_non_empty_folder_that_is_not_a_run_writes_nothing",
+    ),
+    CoveredElsewhere(
+        "run records written atomically under umasks 022, 027 and 077",
+        "each file gets the mode `open()` gives a new file (0644, 0640, 0600), not `mkstemp`'s 0600",
+        "tests/core/test_runner.py::test_run_records_get_the_mode_the_umask_gives_any_new_file",
     ),
     CoveredElsewhere(
         "a plugin failing on import (fake entry point)",

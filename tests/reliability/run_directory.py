@@ -23,7 +23,7 @@ _CHECKPOINT = re.compile(r"^step-(\d{8,})$")
 
 
 def is_hidden(path: Path, root: Path) -> bool:
-    """Hidden files and directories (``.lock``, ``.step-*.tmp``, ``.results.json.*.tmp``): the run never
+    """Hidden files and directories (``.step-*.tmp``, ``.results.json.*.tmp``): the run never
     reads a temporary; it deletes those of checkpoints when it starts again."""
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 

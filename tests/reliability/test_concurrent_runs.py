@@ -32,7 +32,7 @@ def test_a_second_run_into_a_used_run_directory_refuses(case, kill_recipe, tmp_p
     refused = loser.finish()
     assert refused.returncode == 2, refused.stderr
     assert (
-        f"error: another run is using {run_dir} (it holds {run_dir / '.lock'}); wait for it to finish or use "
+        f"error: another run is using {run_dir} (it holds the directory's lock); wait for it to finish or use "
         "another --out directory"
     ) in " ".join(refused.stderr.split())
     assert "Traceback" not in refused.stderr
