@@ -15,7 +15,6 @@ stages are skipped (their metrics and artifacts restored) and the first unfinish
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -43,6 +42,7 @@ from ..run_directory.names import (
     RESULTS_FILE,
     STAGE_DONE_FILE,
 )
+from ..run_directory.records import RunRecordError, read_json_record
 from .accelerator import get_accelerator
 
 
@@ -196,7 +196,13 @@ def _read_done(stage_dir: Path) -> dict[str, Any] | None:
     marker = stage_dir / STAGE_DONE_FILE
     if not marker.is_file():
         return None
-    return json.loads(marker.read_text(encoding="utf-8"))
+    try:
+        return read_json_record(marker)
+    except RunRecordError as error:
+        raise RunDirectoryError(
+            f"{error}. It marks stage {stage_dir.name!r} as finished; delete it to run that stage again "
+            "(or --fresh to start the whole run over)."
+        ) from None
 
 
 def _check_same_recipe(run_dir: Path, resolved: str) -> None:

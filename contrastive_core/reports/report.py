@@ -13,11 +13,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from rich.text import Text
 from ..errors import ContrastiveError
 from ..run_directory.atomic import write_text_atomic
 from ..run_directory.names import MANIFEST_FILE, METRICS_FILE, REPORT_FILE, RESOLVED_RECIPE_FILE, RESULTS_FILE
-from ..run_directory.records import read_metrics
+from ..run_directory.records import RunRecordError, read_json_record, read_metrics
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,6 +101,8 @@ class RunRecords:
     resolved_recipe: str
     #: Per stage key (in stage order), the records of its ``metrics.jsonl``.
     metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Records that could not be read (damaged files), each naming its file; the report leaves them out.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -121,21 +122,41 @@ def read_run(run_dir: Path) -> RunRecords:
         raise ContrastiveError(
             f"{run_dir} is not a run directory (no {MANIFEST_FILE}); give the --out directory of `contrastive run`"
         )
-    results_path = run_dir / RESULTS_FILE
-    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
-    recipe_path = run_dir / RESOLVED_RECIPE_FILE
-    resolved = recipe_path.read_text(encoding="utf-8") if recipe_path.is_file() else ""
+    problems: list[str] = []
+
+    def readable(read: Any, path: Path, missing: Any) -> Any:
+        """``read(path)``, or ``missing`` when the file is absent or damaged (then noted in ``problems``)."""
+        if not path.is_file():
+            return missing
+        try:
+            return read(path)
+        except RunRecordError as error:
+            problems.append(str(error))
+            return missing
+
+    results = readable(read_json_record, run_dir / RESULTS_FILE, {})
+    results = {key: value for key, value in results.items() if isinstance(value, dict)}
+    manifest = readable(read_json_record, manifest_path, {})
+    resolved = readable(_read_recipe_text, run_dir / RESOLVED_RECIPE_FILE, "")
     # Finished stages in their run order, then stages that logged but did not finish (an interrupted run).
     logged = {path.parent.name for path in run_dir.glob(f"*/{METRICS_FILE}")}
     order = [key for key in results if key in logged] + sorted(logged - set(results))
-    metrics = {key: read_metrics(run_dir / key / METRICS_FILE) for key in order}
+    metrics = {key: readable(read_metrics, run_dir / key / METRICS_FILE, []) for key in order}
     return RunRecords(
         run_dir=run_dir,
         results=results,
-        manifest=json.loads(manifest_path.read_text(encoding="utf-8")),
+        manifest=manifest,
         resolved_recipe=resolved,
         metrics={key: records for key, records in metrics.items() if records},
+        problems=problems,
     )
+
+
+def _read_recipe_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunRecordError(f"cannot read {path}: {error}") from None
 
 
 # ----------------------------------------------------------------------------------------- plotting
@@ -217,6 +238,7 @@ def render_html(run: RunRecords, plots: list[tuple[str, str, bytes]]) -> str:
         f"<h1>{_escape(run.name)}</h1>",
         f'<p class="muted">run directory <code>{_escape(run.run_dir.resolve())}</code>, '
         f"started {_escape(run.manifest.get('started_at', 'at an unknown time'))}</p>",
+        _problems_section(run.problems),
         "<h2>Results</h2>",
         _results_table(run.results),
         "<h2>Training curves</h2>",
@@ -229,6 +251,13 @@ def render_html(run: RunRecords, plots: list[tuple[str, str, bytes]]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _problems_section(problems: list[str]) -> str:
+    if not problems:
+        return ""
+    items = "".join(f"<li>{_escape(problem)}</li>" for problem in problems)
+    return f"<h2>Records left out</h2><p>These files could not be read; the report shows the rest:</p><ul>{items}</ul>"
 
 
 def _results_table(results: dict[str, dict[str, Any]]) -> str:
@@ -293,10 +322,16 @@ def _is_number(value: Any) -> bool:
 # ----------------------------------------------------------------------------------------- writing
 
 
-def write_report(run_dir: Path) -> Path:
-    """Render ``<run_dir>/report.html`` from the run's records; returns its path."""
+def write_report(run_dir: Path, warn: Callable[[str], None] | None = None) -> Path:
+    """Render ``<run_dir>/report.html`` from the run's records; returns its path.
+
+    Damaged records (each named to ``warn``, and listed in the page) are left out; the rest is shown.
+    """
     load_figure_class("contrastive report")  # fail before reading anything when plots are impossible
     run = read_run(run_dir)
+    for problem in run.problems:
+        if warn is not None:
+            warn(f"left out of the report: {problem}")
     path = Path(run_dir) / REPORT_FILE
     write_text_atomic(path, render_html(run, run_plots(run)))
     return path
@@ -310,7 +345,10 @@ def report_after_run(run_dir: Path, console: Console) -> None:
     if not matplotlib_available():
         return
     try:
-        path = write_report(run_dir)
+        path = write_report(
+            run_dir,
+            lambda problem: console.print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True),
+        )
     except Exception as error:  # noqa: BLE001 - whatever went wrong, the run itself succeeded
         console.print(
             Text(f"warning: {REPORT_FILE} not written: {type(error).__name__}: {error}", style="yellow"),

@@ -22,9 +22,10 @@ from .names import (
     STAGE_DONE_FILE,
     TENSORBOARD_DIR,
 )
-from .records import read_metrics
+from .records import RunRecordError, read_json_record, read_metrics
 
 __all__ = [
+    "RunRecordError",
     "CHECKPOINTS_DIR",
     "ENCODER_CONFIG_FILE",
     "ENCODER_WEIGHTS_FILE",
@@ -39,6 +40,7 @@ __all__ = [
     "git_state",
     "is_run_directory",
     "new_file_mode",
+    "read_json_record",
     "read_metrics",
     "write_atomic",
     "write_json_atomic",

@@ -156,3 +156,13 @@ def test_second_run_into_a_held_directory_refuses(tmp_path, toy_registry):
     with _exclusive(run_dir):
         with pytest.raises(RunDirectoryError, match="another run is using"):
             run(toy_registry, run_dir)
+
+
+def test_a_damaged_stage_marker_is_named_with_what_to_do(tmp_path, toy_registry):
+    run_dir = tmp_path / "run"
+    run(toy_registry, run_dir)
+    (run_dir / "toy_stage" / "stage.json").write_text("[1")
+    with pytest.raises(
+        RunDirectoryError, match=r"toy_stage/stage.json is damaged: not JSON .* delete it to run"
+    ):
+        run(toy_registry, run_dir)

@@ -708,6 +708,27 @@ ELSEWHERE = [
         "tests/core/test_runner.py::test_a_run_into_a_non_empty_folder_that_is_not_a_run_writes_nothing",
     ),
     CoveredElsewhere(
+        "`report` on a run whose last `metrics.jsonl` line was cut short by a kill",
+        "the report is written from every complete record, without a warning",
+        "tests/visual/test_report.py::test_an_unterminated_last_metrics_line_is_left_out",
+    ),
+    CoveredElsewhere(
+        "`report` on damaged `results.json`, `manifest.json` and a damaged `metrics.jsonl` line",
+        "the report is written from the rest; each damaged file is named (with the line) in a warning "
+        "and in the page",
+        "tests/visual/test_report.py::test_damaged_records_are_named_and_left_out_of_the_report",
+    ),
+    CoveredElsewhere(
+        "`compare` with a damaged `results.json`",
+        "exit code 2 naming the file, no traceback",
+        "tests/visual/test_report.py::test_compare_names_a_damaged_results_file",
+    ),
+    CoveredElsewhere(
+        "resuming a run whose `stage.json` is damaged",
+        "`RunDirectoryError` naming the file and saying to delete it to run that stage again",
+        "tests/core/test_runner.py::test_a_damaged_stage_marker_is_named_with_what_to_do",
+    ),
+    CoveredElsewhere(
         "run records written atomically under umasks 022, 027 and 077",
         "each file gets the mode `open()` gives a new file (0644, 0640, 0600), not `mkstemp`'s 0600",
         "tests/core/test_runner.py::test_run_records_get_the_mode_the_umask_gives_any_new_file",

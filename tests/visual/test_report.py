@@ -7,14 +7,16 @@ import json
 import re
 import shutil
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 from rich.console import Console
 from torchvision.io import decode_png
 
 from contrastive_core import cli
 from contrastive_core.reports import report, report_after_run
-from contrastive_core.run_directory import REPORT_FILE
+from contrastive_core.run_directory import REPORT_FILE, RunRecordError, read_metrics
 
 EMBEDDED_PNG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">')
 
@@ -116,3 +118,47 @@ def test_curves_skip_records_without_the_metric():
     ]
     assert report.curve_keys(records) == ["loss", "lr", "knn_top1", "extra"]
     assert report.curve(records, "knn_top1") == ([2, 4], [0.4, 0.6])
+
+
+def _copy(run: Path, destination: Path) -> Path:
+    shutil.copytree(run, destination)
+    return destination
+
+
+def test_an_unterminated_last_metrics_line_is_left_out(finished_runs, tmp_path, capsys):
+    """What a kill in the middle of an append leaves: the report shows every complete record."""
+    run = _copy(finished_runs[0], tmp_path / "killed")
+    metrics = run / "pretrain" / "metrics.jsonl"
+    complete = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(complete) + "\n" + complete[-1][: len(complete[-1]) // 2])
+    assert read_metrics(metrics) == [json.loads(line) for line in complete]
+    assert cli.main(["report", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.out + captured.err
+    assert "Records left out" not in (run / REPORT_FILE).read_text()
+
+
+def test_damaged_records_are_named_and_left_out_of_the_report(finished_runs, tmp_path, capsys):
+    run = _copy(finished_runs[0], tmp_path / "damaged")
+    (run / "results.json").write_text("garbage{")
+    (run / "manifest.json").write_text("[1, 2]")
+    metrics = run / "pretrain" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    with pytest.raises(RunRecordError, match=r"metrics.jsonl, line 2: not a JSON record"):
+        read_metrics(metrics)
+    assert cli.main(["report", str(run)]) == 0
+    output = " ".join(capsys.readouterr().out.split())
+    for problem in ("results.json is damaged: not JSON", "manifest.json is damaged: a JSON list", "line 2"):
+        assert problem in output
+    page = (run / REPORT_FILE).read_text()
+    assert "Records left out" in page and "results.json is damaged" in page
+
+
+def test_compare_names_a_damaged_results_file(finished_runs, tmp_path, capsys):
+    run = _copy(finished_runs[0], tmp_path / "damaged")
+    (run / "results.json").write_text('{"pretrain": ')
+    assert cli.main(["compare", str(finished_runs[1]), str(run)]) == 2
+    captured = capsys.readouterr()
+    assert f"{run / 'results.json'} is damaged: not JSON" in " ".join(captured.err.split())
+    assert "Traceback" not in captured.err

@@ -9,7 +9,6 @@ losses and throughputs do not share an axis.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ...errors import ContrastiveError
 from ...reports.report import figure_png, format_value, load_figure_class
 from ...run_directory.atomic import write_atomic
 from ...run_directory.names import MANIFEST_FILE, RESULTS_FILE
+from ...run_directory.records import read_json_record
 
 #: (stage key, metric name): one row of the comparison.
 MetricKey = tuple[str, str]
@@ -75,7 +75,7 @@ def read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
             else "not a run directory"
         )
         raise ContrastiveError(f"{run_dir} has no {RESULTS_FILE} ({problem})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json_record(path)
 
 
 def run_labels(run_dirs: list[Path]) -> list[str]:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from ...reports.report import write_report
 
@@ -28,6 +29,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_report(args: argparse.Namespace, console: Console) -> int:
-    path = write_report(args.run_dir)
+    path = write_report(
+        args.run_dir,
+        lambda problem: console.print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True),
+    )
     console.print(f"wrote {path}")
     return 0
