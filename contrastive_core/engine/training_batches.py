@@ -34,7 +34,8 @@ class GlobalBatchOrder:
 
     def permutation(self, epoch: int) -> torch.Tensor:
         if self._cached is None or self._cached[0] != epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            # Modulo 2^64, the range of manual_seed: a large recipe seed must not overflow.
+            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)
             self._cached = (epoch, torch.randperm(self.num_examples, generator=generator))
         return self._cached[1]
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..components.method import Method, MethodOutput, StepProgress
+from ..errors import ContrastiveError
 from .augmentation_pipeline import AugmentationPipeline
 
 
@@ -51,6 +52,7 @@ class TrainingStep:
     def __post_init__(self) -> None:
         self._trained = [p for p in self.unwrapped.trainable().parameters()]
         self._frozen = list(self.unwrapped.frozen_parts())
+        self._loss_checked = False
 
     def make_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each group's views of ``images``: name -> (count * B, C, H', W'), rows v B ... (v + 1) B - 1 view v."""
@@ -67,6 +69,9 @@ class TrainingStep:
         views = self.make_views(images)
         with self.accelerator.autocast():
             output = self.method(views, progress)
+        if not self._loss_checked:  # once: from the tensor's metadata, which needs no host sync
+            check_method_loss(output, self.unwrapped)
+            self._loss_checked = True
         self.accelerator.backward(output.loss)
         for part in self._frozen:
             part.cancel_gradients(progress.step)
@@ -81,4 +86,35 @@ class TrainingStep:
             target.update(momentum)
         return MethodOutput(
             output.loss.detach(), {name: value.detach() for name, value in output.metrics.items()}
+        )
+
+
+def check_method_loss(output: Any, method: Method) -> None:
+    """What ``method.forward`` returned is a ``MethodOutput`` whose loss is a 0-d floating tensor with a
+    gradient; otherwise a :class:`ContrastiveError` naming the method and its ``[loss]`` component."""
+    name = f"method {type(method).name!r}"
+    loss_component = getattr(method, "loss", None)
+    if isinstance(loss_component, nn.Module) and hasattr(type(loss_component), "name"):
+        name += f" (with loss {type(loss_component).name!r})"
+    if not isinstance(output, MethodOutput):
+        raise ContrastiveError(
+            f"{name} returned {type(output).__name__} from forward, not a MethodOutput(loss, metrics)"
+        )
+    loss = output.loss
+    if not isinstance(loss, torch.Tensor):
+        raise ContrastiveError(
+            f"{name} returned a loss of type {type(loss).__name__}; it must be a 0-d tensor"
+        )
+    if loss.ndim != 0:
+        raise ContrastiveError(
+            f"{name} returned a loss of shape {tuple(loss.shape)}; it must be 0-d (reduce it, e.g. with .mean())"
+        )
+    if not loss.is_floating_point():
+        raise ContrastiveError(
+            f"{name} returned a loss of dtype {loss.dtype}; it must be a floating-point tensor"
+        )
+    if not loss.requires_grad:
+        raise ContrastiveError(
+            f"{name} returned a loss without a gradient (detached, or computed under torch.no_grad()); "
+            "training on it would change nothing"
         )

@@ -151,11 +151,27 @@ def load_recipe(path: str | Path, *, registry: Registry, overrides: Sequence[str
     """Read, override and validate the recipe at ``path``; raises :class:`RecipeError`."""
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise RecipeError(source, [Problem("", "is a directory; give the recipe's .toml file")])
     if not path.is_file():
         raise RecipeError(source, [Problem("", f"no such recipe file (looked for {path.resolve()})")])
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(source, [Problem("", f"not UTF-8 text: {error}")]) from None
+    if text.startswith("\ufeff"):
+        raise RecipeError(
+            source,
+            [
+                Problem(
+                    "",
+                    "starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save the file as UTF-8 without BOM",
+                )
+            ],
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise RecipeError(source, [Problem("", f"not valid TOML: {error}")]) from None
     return validate_recipe(data, registry=registry, source=source, overrides=overrides)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RunSettings(BaseModel):
@@ -12,10 +12,28 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    name: str | None = None
-    """Run name; the default run directory is runs/<name> (else runs/<recipe file stem>)."""
-    seed: int = Field(0, ge=0)
-    """Seed of every random number generator (data order, augmentations, initialisation)."""
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name: str | None) -> str | None:
+        # The name becomes runs/<name>: a path in it would write the run somewhere else.
+        if name is not None and (
+            not name
+            or name.startswith(".")
+            or any(character in name for character in "/\\")
+            or any(ord(character) < 32 for character in name)
+        ):
+            raise ValueError(
+                f"{name!r} is not a folder name: a run name may not be empty, start with '.', or hold "
+                "'/', '\\' or control characters (use --out DIR to choose where the run goes)"
+            )
+        return name
+
+    name: str | None = Field(None, max_length=200)
+    """Run name; the default run directory is runs/<name> (else runs/<recipe file stem>). One folder
+    name, never a path: no ``/`` or ``\\``, not starting with ``.``, no control characters."""
+    seed: int = Field(0, ge=0, le=2**64 - 1)
+    """Seed of every random number generator (data order, augmentations, initialisation); at most
+    2^64 - 1, the range of torch's generators."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to run: 'auto' uses CUDA when available (one process per GPU under a launcher), else the CPU."""
     precision: Literal["no", "bf16", "fp16"] = "no"

@@ -93,7 +93,8 @@ class PluginManager(pluggy.PluginManager):
             try:
                 plugin = entry_point.load()
                 self.register(plugin, name=entry_point.name)
-            except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the others
+            # SystemExit too: a plugin calling sys.exit() while imported must not end every command silently.
+            except (Exception, SystemExit) as error:  # noqa: BLE001 - a broken plugin must not stop the others
                 if self.get_plugin(entry_point.name) is not None:
                     pluggy.PluginManager.unregister(self, name=entry_point.name)
                 self.infos[entry_point.name] = _replace(info, error=_describe(error))
@@ -122,6 +123,8 @@ def _describe(error: BaseException) -> str:
     """One line naming the exception and where in the plugin it was raised."""
     frames = traceback.extract_tb(error.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r}) while being imported{where}"
     return f"{type(error).__name__}: {error}{where}"
 
 

@@ -59,10 +59,19 @@ class Registry:
                 info = manager.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name, None, None, None)
                 try:
                     returned = impl.function()
-                except Exception as error:  # noqa: BLE001 - attribute the failure to its plugin
+                except (Exception, SystemExit) as error:  # noqa: BLE001 - attribute the failure to its plugin
                     problems.append(
                         f"plugin {impl.plugin_name!r} ({info.origin}) raised in {spec.hook}(): "
                         f"{type(error).__name__}: {error}"
+                    )
+                    continue
+                if returned is not None and not isinstance(returned, list | tuple):
+                    problems.append(
+                        f"plugin {impl.plugin_name!r} ({info.origin}), {spec.hook}() returned "
+                        f"{_shown(returned)}, not a list of classes; return [{_shown(returned)}]"
+                        if isinstance(returned, type)
+                        else f"plugin {impl.plugin_name!r} ({info.origin}), {spec.hook}() returned "
+                        f"{_shown(returned)}, not a list of classes"
                     )
                     continue
                 for component in returned or []:
@@ -104,6 +113,11 @@ class Registry:
     def registration(self, kind: str, name: str) -> Registration:
         self.get(kind, name)
         return self._entries[kind_spec(kind).name][name]
+
+
+def _shown(value: object) -> str:
+    """A short name for what a hook returned: a class's name, else the value's type."""
+    return value.__name__ if isinstance(value, type) else f"a {type(value).__name__}"
 
 
 def _check_component(component: object, kind: str, base: type) -> str | None:

@@ -266,3 +266,38 @@ def test_a_component_table_inside_a_stage_is_checked_with_the_recipe():
     assert raised.value.problems[0].path == "stages[0].data.type"
     valid = validate_recipe(recipe({"type": "cifar10", "root": "data/cifar10"}), registry=default_registry())
     assert valid.stages[0].data == {"type": "cifar10", "root": "data/cifar10"}
+
+
+def test_a_directory_or_a_file_with_a_byte_order_mark_is_named_as_such(tmp_path, toy_registry):
+    with pytest.raises(RecipeError, match="is a directory; give the recipe's .toml file"):
+        load_recipe(tmp_path, registry=toy_registry)
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff".encode() + TOY_RECIPE.encode())
+    with pytest.raises(RecipeError, match="byte-order mark"):
+        load_recipe(path, registry=toy_registry)
+    path.write_bytes(TOY_RECIPE.encode())  # the same recipe without the mark loads
+    load_recipe(path, registry=toy_registry)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/path", "a/b", "a\\\\b", "", ".hidden", "tab\\there"])
+def test_a_run_name_is_one_folder_never_a_path(toy_registry, name):
+    data = toy_data()
+    data["run"] = {"name": name}
+    (problem,) = problems_of(data, toy_registry)
+    assert problem.startswith("run.name:")
+
+
+def test_seeds_are_bounded_by_the_generators_range_and_large_ones_work(toy_registry):
+    data = toy_data()
+    data["run"] = {"seed": 2**64}
+    (problem,) = problems_of(data, toy_registry)
+    assert problem.startswith("run.seed:")
+    data["run"] = {"seed": 2**64 - 1, "name": "big-seed_1.0"}
+    assert validate_recipe(data, registry=toy_registry).run.seed == 2**64 - 1
+
+
+def test_the_data_order_of_a_huge_seed_does_not_overflow():
+    from contrastive_core.engine import GlobalBatchOrder
+
+    order = GlobalBatchOrder(10, 2, 2**64 - 1)
+    assert sorted(order.permutation(3).tolist()) == list(range(10))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import EntryPoint
 from typing import Literal
 
@@ -224,3 +225,40 @@ def test_registering_a_misspelled_hook_directly_is_refused():
     with pytest.raises(pluggy.PluginValidationError, match="unknown hook 'register_loss'"):
         manager.register(TypoPlugin, name="typo")
     assert manager.get_plugin("typo") is None and "typo" not in manager.infos
+
+
+def test_a_plugin_calling_sys_exit_on_import_is_reported_and_others_load(monkeypatch, plugin_manager_factory):
+    _fake_entry_points(
+        monkeypatch,
+        EntryPoint("quits", "tests.core.exits_on_import", "contrastive.plugins"),
+        EntryPoint("toy", "tests.core.toy_plugin", "contrastive.plugins"),
+    )
+    registry = Registry.from_plugin_manager(plugin_manager_factory(), strict=False)
+    assert registry.names("loss") == ["toy_loss"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin 'quits' (registered directly) failed to load: called sys.exit(3)")
+    assert "exits_on_import.py" in problem
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("class", "register_losses() returned ToyLoss, not a list of classes; return [ToyLoss]"),
+        ("string", "register_losses() returned a str, not a list of classes"),
+        ("exit", "raised in register_losses(): SystemExit: 4"),
+    ],
+)
+def test_a_hook_returning_something_else_than_a_list_names_the_plugin(returned, message):
+    from tests.core.toy_plugin import ToyLoss
+
+    class OddPlugin:
+        @hookimpl
+        def register_losses(self):
+            if returned == "exit":
+                sys.exit(4)
+            return ToyLoss if returned == "class" else "ToyLoss"
+
+    registry = registry_with(("odd", OddPlugin()), strict=False)
+    (problem,) = registry.problems
+    assert problem.startswith("plugin 'odd' (registered directly)")
+    assert message in problem

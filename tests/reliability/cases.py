@@ -739,6 +739,36 @@ ELSEWHERE = [
         "tests/core/test_registry.py::test_plugin_failing_on_import_is_reported_and_others_load",
     ),
     CoveredElsewhere(
+        "a plugin calling `sys.exit()` while it is imported",
+        "reported as `failed to load: called sys.exit(3)` with its file; the other plugins load",
+        "tests/core/test_registry.py::test_a_plugin_calling_sys_exit_on_import_is_reported_and_others_load",
+    ),
+    CoveredElsewhere(
+        "a hook returning a class, a string, or calling `sys.exit()` instead of returning a list",
+        "a problem naming the plugin and the hook (`return [ToyLoss]` suggested); no crash",
+        "tests/core/test_registry.py::test_a_hook_returning_something_else_than_a_list_names_the_plugin",
+    ),
+    CoveredElsewhere(
+        "a loss returning per-pair values, a detached tensor, a float or an integer tensor",
+        "`ContrastiveError` naming the method and its loss, before the backward pass and any update",
+        "tests/engine/test_method_loss_checks.py::test_a_bad_loss_is_named_before_the_backward_pass",
+    ),
+    CoveredElsewhere(
+        "a directory given as the recipe; a recipe saved with a UTF-8 byte-order mark",
+        "`RecipeError`: `is a directory; give the recipe's .toml file`; `starts with a UTF-8 byte-order mark`",
+        "tests/core/test_recipe.py::test_a_directory_or_a_file_with_a_byte_order_mark_is_named_as_such",
+    ),
+    CoveredElsewhere(
+        "`run.name` holding a path (`../../x`, `/abs/path`, `a/b`, a backslash, a leading dot, empty)",
+        "`run.name: ... is not a folder name`; nothing is written outside `runs/`",
+        "tests/core/test_recipe.py::test_a_run_name_is_one_folder_never_a_path",
+    ),
+    CoveredElsewhere(
+        "a seed of 2^64 - 1, and one of 2^64",
+        "the first trains (the data order's seed is taken modulo 2^64); the second is refused: `run.seed:`",
+        "tests/core/test_recipe.py::test_seeds_are_bounded_by_the_generators_range_and_large_ones_work",
+    ),
+    CoveredElsewhere(
         "components that break the registry's rules (six kinds)",
         "refused with the reason, naming the plugin",
         "tests/core/test_registry.py::test_bad_components_are_refused_with_a_reason",
