@@ -5,10 +5,16 @@ scheduler, counters; written by the main process) and ``rng-rank<R>.pt`` (each p
 generator states). It is first written as a hidden temporary directory and renamed into place only
 when every file is complete and fsync'ed, so a crash at any moment leaves the previous checkpoint
 intact. Files are loaded with ``torch.load(weights_only=True)``: a crafted file cannot run code.
+
+``checksums.json`` holds the SHA-256 of every other file of the checkpoint, written last before the
+rename: a file changed or damaged afterwards (a disk fault, a hand edit) is detected when loading, and
+:meth:`CheckpointManager.load_latest` then falls back to the previous complete checkpoint, saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +29,7 @@ from ..errors import ContrastiveError
 _NAME = re.compile(r"^step-(\d{8,})$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STATE_FILE = "state.pt"
+CHECKSUMS_FILE = "checksums.json"
 
 
 class CheckpointError(ContrastiveError):
@@ -87,6 +94,7 @@ class CheckpointManager:
                 _save_file(state, temporary / STATE_FILE)
             self.barrier()
             if self.rank == 0:
+                _write_checksums(temporary)
                 _fsync(temporary)
                 if final.exists():  # the same step saved again (e.g. end of epoch == every-N step)
                     _discard(final)
@@ -119,7 +127,44 @@ class CheckpointManager:
                 f"{path} was written by a run with fewer processes (no {rng_file.name}); resume it with the "
                 "same number of processes"
             )
-        return load_file(path / STATE_FILE, map_location), load_file(rng_file, "cpu")
+        _check_checksums(path, [STATE_FILE, rng_file.name])
+        state = load_file(path / STATE_FILE, map_location)
+        step = _step_of(path)
+        if not isinstance(state, dict) or state.get("step") != step:
+            found = state.get("step") if isinstance(state, dict) else type(state).__name__
+            raise CheckpointError(
+                f"{path / STATE_FILE} says step {found!r}, but it is the checkpoint of step {step}"
+            )
+        return state, load_file(rng_file, "cpu")
+
+    def load_latest(
+        self, map_location: str | torch.device = "cpu", say: Callable[[str], None] = lambda _: None
+    ) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+        """(path, state, RNG state) of the newest checkpoint that loads, or None when there is none.
+
+        A checkpoint that fails to load (damaged, or changed after it was written) is skipped for the
+        one before it, with a message to ``say`` naming the file and the reason; if none loads, the
+        :class:`CheckpointError` names them all and how to proceed.
+        """
+        completed = self.completed()
+        refused: list[str] = []
+        for path in reversed(completed):
+            try:
+                state, rng = self.load(path, map_location)
+            except CheckpointError as error:
+                refused.append(str(error))
+                say(f"warning: {error}; trying the previous checkpoint")
+                continue
+            if refused:
+                say(f"resuming from {path}, the newest checkpoint that loads")
+            return path, state, rng
+        if refused:
+            raise CheckpointError(
+                "no checkpoint of this stage loads: "
+                + "; ".join(refused)
+                + f". Delete {self.directory} to train this stage from its start (or --fresh for the whole run)."
+            )
+        return None
 
     def remove_stale_temporaries(self) -> None:
         """Delete half-written and half-deleted checkpoints left by a crash (main process only)."""
@@ -157,6 +202,55 @@ def _discard(checkpoint: Path) -> None:
     except OSError:  # cannot rename (e.g. permissions): delete in place, as well as possible
         hidden = checkpoint
     shutil.rmtree(hidden, ignore_errors=True)
+
+
+def _step_of(path: Path) -> int:
+    match = _NAME.match(path.name)
+    if match is None:
+        raise CheckpointError(f"{path} is not named like a checkpoint (step-<8 digits>)")
+    return int(match.group(1))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_checksums(directory: Path) -> None:
+    """``checksums.json``: the SHA-256 of every file of the (complete, still hidden) checkpoint directory."""
+    sums = {path.name: _sha256(path) for path in sorted(directory.iterdir()) if path.name != CHECKSUMS_FILE}
+    _save_bytes((json.dumps(sums, indent=1) + "\n").encode(), directory / CHECKSUMS_FILE)
+
+
+def _check_checksums(directory: Path, names: list[str]) -> None:
+    """Refuse files of ``directory`` whose content differs from ``checksums.json`` (absent: not checked,
+    as in checkpoints written before checksums were)."""
+    listing = directory / CHECKSUMS_FILE
+    if not listing.is_file():
+        return
+    try:
+        sums = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"{listing} is damaged ({error})") from None
+    for name in names:
+        expected = sums.get(name) if isinstance(sums, dict) else None
+        if expected is None:
+            raise CheckpointError(f"{listing} has no checksum for {name}")
+        if (directory / name).is_file() and _sha256(directory / name) != expected:
+            raise CheckpointError(
+                f"{directory / name} is damaged or was changed after it was written (its SHA-256 differs "
+                f"from {CHECKSUMS_FILE})"
+            )
+
+
+def _save_bytes(data: bytes, path: Path) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _save_file(data: Any, path: Path) -> None:

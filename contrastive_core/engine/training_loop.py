@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import torch
 
 from ..errors import ContrastiveError
-from .checkpoint import CheckpointManager
+from .checkpoint import CheckpointError, CheckpointManager
 from .interrupt import StopRequest, TrainingInterrupted
 from .random_state import capture_rng, restore_rng
 
@@ -141,13 +141,26 @@ class TrainingLoop:
         of a checkpoint being written."""
         if self.saves:
             self.checkpoints.remove_stale_temporaries()
-        latest = self.checkpoints.latest()
-        if latest is None:
+        loaded = self.checkpoints.load_latest(self.map_location, say=self.say)
+        if loaded is None:
             return self.step
-        state, rng = self.checkpoints.load(latest, map_location=self.map_location)
+        latest, state, rng = loaded
         for key, target in self.state.items():
             if target is not None:
-                target.load_state_dict(state[key])
+                try:
+                    target.load_state_dict(state[key])
+                except (KeyError, RuntimeError, ValueError) as error:
+                    # A checkpoint of another model (or a changed one): name it instead of a traceback.
+                    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [
+                        repr(error)
+                    ]
+                    detail = " ".join(lines[:2])[
+                        :400
+                    ]  # torch's first line only says where; the next says what
+                    raise CheckpointError(
+                        f"{latest} does not fit this run's {key}: {type(error).__name__}: {detail}. Resume "
+                        "with the recipe that wrote it, or delete the stage's checkpoints to train it anew"
+                    ) from None
         self.step = state["step"]
         self._step_on_device.fill_(self.step)
         restore_rng(rng, self.generator)

@@ -88,6 +88,64 @@ def test_a_crafted_pickle_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "pwned").exists()
 
 
+def _three_checkpoints(tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpt", keep_last=3)
+    for step in (1, 2, 3):
+        manager.save(
+            step, {"step": step, "w": torch.full((2,), float(step))}, {"torch": torch.get_rng_state()}
+        )
+    return manager
+
+
+def _rewrite_step(path, step):
+    state = torch.load(path / "state.pt", weights_only=True)
+    state["step"] = step
+    torch.save(state, path / "state.pt")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (
+            lambda path: (path / "state.pt").write_bytes(b"\x00" * 64),
+            "is damaged or was changed after it was written",
+        ),
+        (lambda path: _rewrite_step(path, 999), "is damaged or was changed after it was written"),
+        (lambda path: (path / "checksums.json").write_text("{"), "checksums.json is damaged"),
+    ],
+    ids=["zeroed", "step-rewritten", "checksums-damaged"],
+)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, reason):
+    manager = _three_checkpoints(tmp_path)
+    damage(manager.latest())
+    said: list[str] = []
+    path, state, _ = manager.load_latest(say=said.append)
+    assert path.name == "step-00000002" and state["step"] == 2
+    assert reason in said[0] and "step-00000003" in said[0] and "trying the previous checkpoint" in said[0]
+    assert said[1] == f"resuming from {path}, the newest checkpoint that loads"
+
+
+def test_a_step_that_disagrees_with_the_checkpoints_name_is_refused(tmp_path):
+    """Even where no checksum guards it (a checkpoint written before checksums were)."""
+    manager = _three_checkpoints(tmp_path)
+    latest = manager.latest()
+    (latest / "checksums.json").unlink()
+    _rewrite_step(latest, 999)
+    with pytest.raises(CheckpointError, match="says step 999, but it is the checkpoint of step 3"):
+        manager.load(latest)
+
+
+def test_when_no_checkpoint_loads_the_error_names_each_and_what_to_do(tmp_path):
+    manager = _three_checkpoints(tmp_path)
+    for path in manager.completed():
+        (path / "state.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError) as raised:
+        manager.load_latest()
+    message = str(raised.value)
+    assert all(f"step-0000000{step}" in message for step in (1, 2, 3))
+    assert f"Delete {manager.directory} to train this stage from its start" in message
+
+
 def test_batch_order_does_not_depend_on_the_number_of_processes():
     order = GlobalBatchOrder(num_examples=50, global_batch=12, seed=4)
     assert order.steps_per_epoch == 4

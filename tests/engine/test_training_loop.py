@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from contrastive_core.engine import (
+    CheckpointError,
     CheckpointManager,
     NonFiniteLossError,
     TrainingInterrupted,
@@ -117,6 +118,27 @@ def test_resume_restores_every_registered_object_and_the_generators_bit_exactly(
     for key, value in reference.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert resumed.counter.count == reference.counter.count == STEPS_PER_EPOCH * EPOCHS
+
+
+def test_a_checkpoint_of_another_model_is_named_instead_of_a_traceback(tmp_path):
+    train(Parts(tmp_path / "run"))
+    other = Parts(tmp_path / "run")
+    other.model = nn.Linear(4, 3)  # a changed model: its weights do not fit the checkpoint's
+    other.loop.state["model"] = other.model
+    with pytest.raises(
+        CheckpointError, match=r"step-00000009 does not fit this run's model: RuntimeError: .* size mismatch"
+    ):
+        other.loop.resume()
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
+    train(Parts(tmp_path / "run"))  # keeps the checkpoints of steps 6 and 9
+    (tmp_path / "run" / "step-00000009" / "state.pt").write_bytes(b"\x00" * 100)
+    said: list[str] = []
+    resumed = Parts(tmp_path / "run", say=said.append)
+    assert resumed.loop.resume() == 6
+    assert "step-00000009" in said[0] and "trying the previous checkpoint" in said[0]
+    assert said[-1].endswith("resuming from " + str(tmp_path / "run" / "step-00000006") + " (step 6 of 9)")
 
 
 def test_absent_objects_are_saved_empty_and_not_loaded(tmp_path):

@@ -273,8 +273,9 @@ class CraftedCheckpointCase:
     @property
     def outcome(self) -> str:
         return (
-            f"`contrastive run` resuming exits with code 1: `refusing to load .../{self.file}: it is not a plain "
-            "tensor checkpoint`; MARKER is not created"
+            f"`contrastive run` resuming exits with code 1: `no checkpoint of this stage loads: refusing to load "
+            f".../{self.file}: it is not a plain tensor checkpoint`; MARKER is not created (the test rewrites "
+            "`checksums.json` to match, as an attacker could, so that `weights_only` is what refuses it)"
         )
 
 
@@ -670,6 +671,21 @@ ELSEWHERE = [
         "`torch.save` raising ENOSPC inside `CheckpointManager.save`",
         "`CheckpointError` naming the intact previous checkpoint; no temporary left",
         "tests/engine/test_engine_parts.py::test_write_failure_keeps_previous_checkpoint_when_disk_fills",
+    ),
+    CoveredElsewhere(
+        "the latest checkpoint zeroed, its `step` rewritten, or its `checksums.json` damaged",
+        "a warning naming the file and why; the run resumes from the previous complete checkpoint",
+        "tests/engine/test_engine_parts.py::test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one",
+    ),
+    CoveredElsewhere(
+        "every checkpoint of a stage damaged",
+        "`CheckpointError` naming each checkpoint and saying to delete the stage's checkpoints (or `--fresh`)",
+        "tests/engine/test_engine_parts.py::test_when_no_checkpoint_loads_the_error_names_each_and_what_to_do",
+    ),
+    CoveredElsewhere(
+        "a checkpoint whose tensors do not fit the model (a changed model)",
+        "`CheckpointError` naming the checkpoint, the part and torch's size mismatch; no traceback",
+        "tests/engine/test_training_loop.py::test_a_checkpoint_of_another_model_is_named_instead_of_a_traceback",
     ),
     CoveredElsewhere(
         "a half-written hidden checkpoint directory",

@@ -56,7 +56,11 @@ def checkpoint_steps(checkpoints: Path) -> list[int]:
         match = _CHECKPOINT.match(path.name)
         if not match:
             continue
-        assert sorted(child.name for child in path.iterdir()) == ["rng-rank0.pt", STATE_FILE], path
+        assert sorted(child.name for child in path.iterdir()) == [
+            "checksums.json",
+            "rng-rank0.pt",
+            STATE_FILE,
+        ], path
         state = load_file(path / STATE_FILE)
         assert state["step"] == int(match.group(1)), path
         load_file(path / "rng-rank0.pt")

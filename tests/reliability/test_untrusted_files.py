@@ -6,6 +6,7 @@ appears, which is what ``torch.load(weights_only=False)`` or ``pickle.load`` wou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -51,10 +52,19 @@ def test_a_crafted_checkpoint_is_refused_when_resuming(case, kill_recipe, refere
     crafted = run_dir / "pretrain" / "checkpoints" / "step-00000011" / case.file
     marker = tmp_path / "MARKER"
     _craft(case.form, crafted, marker)
+    # An attacker who can write the file can write its checksum too: what then stops it is weights_only.
+    sums_file = crafted.parent / "checksums.json"
+    sums = json.loads(sums_file.read_text())
+    sums[crafted.name] = hashlib.sha256(crafted.read_bytes()).hexdigest()
+    sums_file.write_text(json.dumps(sums))
 
     finished = contrastive_in_process("run", str(kill_recipe), "--out", str(run_dir))
     assert finished.returncode == 1, finished.stderr
-    assert f"error: refusing to load {crafted}: it is not a plain tensor checkpoint" in finished.stderr
+    said = " ".join(finished.stderr.split())
+    assert (
+        f"error: no checkpoint of this stage loads: refusing to load {crafted}: it is not a plain tensor"
+        in said
+    )
     assert "Traceback" not in finished.stderr
     assert not marker.exists(), "loading the checkpoint ran its code"
     assert not (run_dir / "pretrain" / "stage.json").exists()
