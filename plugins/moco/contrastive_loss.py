@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastive_core.distributed import all_reduce_mean, gather_with_grad, rank, world_size
+from contrastive_core.engine import at_least_float32
 
 __all__ = ["contrastive_loss"]
 
@@ -52,13 +53,12 @@ def contrastive_loss(queries: torch.Tensor, keys: torch.Tensor, temperature: flo
             f"contrastive_loss expects queries and keys of the same shape (B, d), got {tuple(queries.shape)} "
             f"and {tuple(keys.shape)}"
         )
-    dtype = torch.promote_types(queries.dtype, torch.float32)
     batch = queries.shape[0]
     with torch.autocast(device_type=queries.device.type, enabled=False):
-        q = F.normalize(queries.to(dtype), dim=1)
+        q = F.normalize(at_least_float32(queries), dim=1)
         with torch.no_grad():
             # (W B, d) in rank order: process r's keys are rows [r B, (r + 1) B).
-            all_keys = gather_with_grad(F.normalize(keys.detach().to(dtype), dim=1))
+            all_keys = gather_with_grad(F.normalize(keys.detach().to(q.dtype), dim=1))
         logits = q @ all_keys.T / temperature  # (B, W B)
         labels = torch.arange(batch, device=q.device) + rank() * batch  # query i's own key, globally
         local_loss = F.cross_entropy(logits, labels) * (2 * temperature)

@@ -31,7 +31,7 @@ from torch import nn
 from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from contrastive_core.components import MomentumTarget
 from contrastive_core.distributed import gather_with_grad
-from contrastive_core.engine import cosine_schedule
+from contrastive_core.engine import at_least_float32, cosine_schedule
 
 from .queue import KeyQueue
 from .queue_info_nce import queue_info_nce
@@ -134,7 +134,7 @@ class MoCoV2(Method):
         """(B, C, H, W) -> (B, d) unit-norm keys of the momentum encoder (at least float32), without gradient."""
         keys = self.target(images)  # under the run's autocast; no gradient
         with torch.autocast(device_type=keys.device.type, enabled=False):
-            return F.normalize(keys.to(torch.promote_types(keys.dtype, torch.float32)), dim=1)
+            return F.normalize(at_least_float32(keys), dim=1)
 
     def momentum_updates(self, progress: StepProgress) -> list[tuple[MomentumTarget, float]]:
         """The key encoder with momentum m (constant, or on a cosine to ``final_momentum``), after every step."""

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastive_core.distributed import all_reduce_mean, world_size
+from contrastive_core.engine import at_least_float32
 
 __all__ = ["queue_info_nce"]
 
@@ -64,11 +65,10 @@ def queue_info_nce(
         raise ValueError(
             f"queue_info_nce expects negative keys (K, {queries.shape[1]}), got {tuple(negative_keys.shape)}"
         )
-    dtype = torch.promote_types(queries.dtype, torch.float32)
     with torch.autocast(device_type=queries.device.type, enabled=False):
-        q = F.normalize(queries.to(dtype), dim=1)
-        k = F.normalize(positive_keys.detach().to(dtype), dim=1)
-        negatives = negative_keys.detach().to(dtype)
+        q = F.normalize(at_least_float32(queries), dim=1)
+        k = F.normalize(positive_keys.detach().to(q.dtype), dim=1)
+        negatives = negative_keys.detach().to(q.dtype)
         positive_logits = (q * k).sum(dim=1, keepdim=True)  # (B, 1): q_i . k_+i
         negative_logits = q @ negatives.T  # (B, K): q_i . k_j
         # Never-written rows are no negatives (a device comparison: no host synchronisation).
