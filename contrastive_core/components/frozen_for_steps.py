@@ -32,13 +32,15 @@ Usage in a method plugin (SwAV-style prototypes frozen for the first epoch)::
         def __init__(self, params, parts):
             super().__init__(params, parts)
             self.prototypes = nn.Linear(128, 3000, bias=False)  # (B, 128) -> (B, 3000) scores
-            self._freeze = FrozenForSteps(self.prototypes, steps=params.freeze_prototypes_steps)
 
-        def frozen_parts(self):
-            return [self._freeze]
+        def frozen_parts(self, steps_per_epoch):  # called once, before the first step
+            steps = round(self.params.freeze_prototypes_epochs * steps_per_epoch)
+            return [FrozenForSteps(self.prototypes, steps=steps)]
 
     # The engine, or a hand-written loop, after ``loss.backward()``:
-    for frozen in method.frozen_parts():
+    frozen_parts = method.frozen_parts(steps_per_epoch)  # once, before training
+    ...
+    for frozen in frozen_parts:
         frozen.cancel_gradients(step)  # step: optimizer steps already taken (host int)
     optimizer.step()
 """

@@ -52,10 +52,14 @@ class ViewGroup:
     ``count = None`` lets the recipe choose how many (e.g. DINO's local crops). Every view of a group is
     made by the same pipeline in one batched transform and has the same size; the method receives the
     group as one ``(count * B, C, H, W)`` tensor whose rows ``v * B ... (v + 1) * B - 1`` are view v.
+
+    ``optional = True``: a recipe may leave the group out (SwAV and DINO without multi-crop train on
+    their two global views only); the method then finds no entry for it in ``views``.
     """
 
     name: str
     count: int | None = 2
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if not _GROUP_NAME.match(self.name):
@@ -158,7 +162,10 @@ class Method(Component, nn.Module):
     @classmethod
     def summary(cls) -> str:
         """The docstring's first line, then the view groups and the sections the method builds from."""
-        groups = ", ".join(f"{group.name} x {group.count or 'N'}" for group in cls.views)
+        groups = ", ".join(
+            f"{group.name} x {group.count or 'N'}{' (optional)' if group.optional else ''}"
+            for group in cls.views
+        )
         needs = ", ".join(f"[{section}]" for section in cls.requires) or "nothing else"
         return f"{super().summary()} Views: {groups}. Uses: {needs}."
 
@@ -193,8 +200,13 @@ class Method(Component, nn.Module):
         """
         return ()
 
-    def frozen_parts(self) -> Sequence[FrozenForSteps]:
-        """Parameters whose gradients are cancelled for their first steps (e.g. SwAV's prototypes). Default: none."""
+    def frozen_parts(self, steps_per_epoch: int) -> Sequence[FrozenForSteps]:
+        """Parameters whose gradients are cancelled for their first steps (SwAV's prototypes, DINO's last
+        head layer, both for the first epoch: ``FrozenForSteps(part, round(epochs * steps_per_epoch))``).
+
+        ``steps_per_epoch``: optimizer steps per epoch of the run (a host int), so that a method can state
+        its freezing in epochs, as the papers do. Called once, before the first step. Default: none.
+        """
         return ()
 
     def exported_encoder(self) -> Encoder:

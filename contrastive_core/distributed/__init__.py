@@ -2,6 +2,8 @@
 
 * :mod:`.collectives`: :func:`rank`, :func:`world_size`, :func:`gather_with_grad`,
   :func:`all_reduce_with_grad`, :func:`all_reduce_mean` (each the identity in a single process);
+* :mod:`.global_queue`: :class:`GlobalQueue`, a FIFO of vectors from the global batch, the same on
+  every process (MoCo's keys, SwAV's embeddings);
 * :mod:`.global_batch_norm`: :class:`GlobalBatchNorm` for CPU process groups and
   :func:`convert_to_global_batchnorm`.
 """
@@ -17,9 +19,11 @@ from .collectives import (
     world_size,
 )
 from .global_batch_norm import GlobalBatchNorm, convert_to_global_batchnorm
+from .global_queue import GlobalQueue
 
 __all__ = [
     "GlobalBatchNorm",
+    "GlobalQueue",
     "all_reduce_mean",
     "all_reduce_with_grad",
     "convert_to_global_batchnorm",

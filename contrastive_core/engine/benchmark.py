@@ -206,6 +206,7 @@ def run_benchmark(
         generator,
         channels_last=stage.channels_last,
         grad_clip_norm=stage.grad_clip_norm,
+        grad_clip_per_parameter=getattr(stage, "grad_clip_per_parameter", False),
     )
     total_steps = stage.epochs * order.steps_per_epoch
     progress = StepProgress(
@@ -279,6 +280,7 @@ def run_benchmark(
             "batch_size": batch,
             "views_per_step": views,
             "view_groups": {name: pipeline.view_count for name, pipeline in parts.views.items()},
+            "view_sizes": {name: list(view.shape[1:]) for name, view in sample_views.items()},
             "data": source_description,
             "images": list(images.shape[1:]),
             "views": list(first_views.shape[1:]),

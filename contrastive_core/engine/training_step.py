@@ -35,7 +35,8 @@ class TrainingStep:
     ``unwrapped`` the same module unwrapped, whose ``momentum_updates`` and ``frozen_parts`` the step
     reads; ``views`` holds one pipeline per view group; ``generator`` is the device generator the views
     are drawn from; ``channels_last`` converts the views to the memory format of a channels-last model;
-    ``grad_clip_norm`` clips the global gradient norm of the trained parameters before the update.
+    ``grad_clip_norm`` clips the global gradient norm of the trained parameters before the update, or
+    with ``grad_clip_per_parameter`` each parameter's gradient norm on its own (DINO's reference code).
     ``progress`` counts the steps done before this one. Returns the method's output, detached.
     """
 
@@ -48,10 +49,11 @@ class TrainingStep:
     generator: torch.Generator
     channels_last: bool = False
     grad_clip_norm: float | None = None
+    grad_clip_per_parameter: bool = False
 
     def __post_init__(self) -> None:
         self._trained = [p for p in self.unwrapped.trainable().parameters()]
-        self._frozen = list(self.unwrapped.frozen_parts())
+        self._frozen: list | None = None  # built at the first step, which knows the epoch's length
         self._loss_checked = False
 
     def make_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,9 +75,14 @@ class TrainingStep:
             check_method_loss(output, self.unwrapped)
             self._loss_checked = True
         self.accelerator.backward(output.loss)
+        if self._frozen is None:
+            self._frozen = list(self.unwrapped.frozen_parts(progress.steps_per_epoch))
         for part in self._frozen:
             part.cancel_gradients(progress.step)
-        if self.grad_clip_norm is not None:
+        if self.grad_clip_norm is not None and self.grad_clip_per_parameter:
+            self.accelerator.unscale_gradients(self.optimizer)
+            clip_each_gradient(self._trained, self.grad_clip_norm)
+        elif self.grad_clip_norm is not None:
             self.accelerator.clip_grad_norm_(self._trained, self.grad_clip_norm)
         self.optimizer.step()
         if self.scheduler is not None:
@@ -87,6 +94,21 @@ class TrainingStep:
         return MethodOutput(
             output.loss.detach(), {name: value.detach() for name, value in output.metrics.items()}
         )
+
+
+def clip_each_gradient(parameters: list[torch.Tensor], max_norm: float) -> None:
+    """Scale every parameter's gradient whose L2 norm exceeds ``max_norm`` down to ``max_norm``, each on
+    its own: ``g <- g * min(1, max_norm / (||g|| + 1e-6))`` (DINO's ``clip_gradients``, written without
+    the host-side comparison, so no synchronisation). Parameters without a gradient are skipped."""
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    if not gradients:
+        return
+    with torch.no_grad():
+        factors = torch._foreach_add(torch._foreach_norm(gradients), 1e-6)  # a few fused kernels in all
+        torch._foreach_reciprocal_(factors)
+        torch._foreach_mul_(factors, max_norm)
+        torch._foreach_clamp_max_(factors, 1.0)
+        torch._foreach_mul_(gradients, factors)
 
 
 def check_method_loss(output: Any, method: Method) -> None:

@@ -5,7 +5,8 @@ A method declares the groups it trains on (:attr:`contrastive_core.Method.views`
 
 * ``[[augmentations]]``: one list for every view of every group (all of SimCLR's views are alike);
 * ``[[views]]``: one table per group with its own ``augmentations`` list, optionally a ``count`` (for
-  groups whose size the method leaves open, such as DINO's local crops) and ``per_view`` changes of the
+  groups whose size the method leaves open, such as DINO's local crops; a group the method marks
+  optional may be left out) and ``per_view`` changes of the
   list's ops, one table per view keyed by op type (BYOL blurs view 1 always and view 2 with p 0.1)::
 
       [[views]]
@@ -94,6 +95,8 @@ def resolve_view_groups(recipe: BaseModel, registry: Registry) -> list[ResolvedV
             problems.append(Problem(f"views[{index}].name", f"view group {table.name!r} is given twice"))
     for group in method.views:
         if recipe.views:
+            if group.name not in tables and group.optional:
+                continue
             if group.name not in tables:
                 problems.append(
                     Problem(
@@ -132,6 +135,8 @@ def resolve_view_groups(recipe: BaseModel, registry: Registry) -> list[ResolvedV
                     )
                 )
                 break
+            if group.count is None and group.optional:
+                continue
             if group.count is None:
                 problems.append(
                     Problem(

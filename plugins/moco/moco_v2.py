@@ -9,7 +9,7 @@ f and g, moved by EMA with a constant momentum m = 0.999) encode two views of ev
 
 and q is classified against its positive key k among the negatives of a queue holding the last K keys
 (those of the last K images; of the last K / 2 images with ``symmetric``, which enqueues both views) (InfoNCE, MoCo eq. 1, :func:`.queue_info_nce.queue_info_nce`). The current keys are then
-pushed into the queue (:class:`.queue.KeyQueue`), after the loss, so no key is its own negative. MoCo v2
+pushed into the queue (:class:`~contrastive_core.distributed.GlobalQueue`), after the loss, so no key is its own negative. MoCo v2
 adds to MoCo the MLP head (Table 1, a 2048-d hidden layer with ReLU), the stronger augmentation (blur)
 and the cosine learning-rate schedule, and uses tau = 0.2 (Table 1); the latter two are the recipe's.
 
@@ -30,10 +30,9 @@ from torch import nn
 
 from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from contrastive_core.components import MomentumTarget
-from contrastive_core.distributed import gather_with_grad
+from contrastive_core.distributed import GlobalQueue, gather_with_grad
 from contrastive_core.engine import at_least_float32, cosine_schedule
 
-from .queue import KeyQueue
 from .queue_info_nce import queue_info_nce
 from .shuffle_bn import shuffled_keys
 
@@ -98,7 +97,7 @@ class MoCoV2(Method):
         # The key encoder follows f then g. The Sequential only groups them for the copy: it is not kept
         # as a submodule, so each online layer is saved once in the method's state.
         self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))
-        self.queue = KeyQueue(params.queue_size, parts.head.out_dim)
+        self.queue = GlobalQueue(params.queue_size, parts.head.out_dim)
 
     def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
         first, second = views["global"].chunk(2)  # two (B, C, H, W) views, row i of each of image i

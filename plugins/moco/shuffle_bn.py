@@ -40,7 +40,7 @@ def shuffled_keys(
     Returns:
         ``(local, everyone)``: ``(B, d)`` the keys of this process's images, in their order, and
         ``(W B, d)`` the keys of the global batch in rank order (process r's at rows ``[r B, (r + 1) B)``),
-        the same on every process, ready for :meth:`KeyQueue.enqueue_gathered`. With one process both
+        the same on every process, ready for :meth:`GlobalQueue.enqueue_gathered`. With one process both
         are ``network(images)`` (no shuffle, no collective).
     """
     with torch.no_grad():

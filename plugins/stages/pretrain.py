@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import torch
 from accelerate.utils import gather_object
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.text import Text
 from torch import nn
 
@@ -88,6 +88,10 @@ class PretrainParams(ComponentParams):
     mixed precision. The op-by-op pipeline always computes in fp32."""
     grad_clip_norm: float | None = Field(None, gt=0)
     """Clip the global gradient norm to this value (off by default, as in the paper)."""
+    grad_clip_per_parameter: bool = False
+    """Apply ``grad_clip_norm`` to each parameter's gradient on its own instead of to their global norm,
+    as DINO's reference code does (Caron et al. 2021, facebookresearch/dino ``clip_gradients``, 3.0 by
+    default there)."""
     activation_checkpointing: bool = False
     """Recompute the encoder's block activations in the backward pass to fit larger batches in memory."""
     global_batchnorm: bool = True
@@ -99,6 +103,12 @@ class PretrainParams(ComponentParams):
     """Labelled splits of the recipe's dataset for the monitor: memory bank, queries."""
     knn_monitor_examples: tuple[int, int] = (5000, 2000)
     """Class-balanced numbers of images taken from the two monitor splits (fixed for the run)."""
+
+    @model_validator(mode="after")
+    def _per_parameter_clipping_needs_a_norm(self) -> PretrainParams:
+        if self.grad_clip_per_parameter and self.grad_clip_norm is None:
+            raise ValueError("grad_clip_per_parameter = true needs grad_clip_norm (DINO's code: 3.0)")
+        return self
 
 
 class Pretrain(Stage):
@@ -221,6 +231,7 @@ class Pretrain(Stage):
             generator,
             channels_last=params.channels_last,
             grad_clip_norm=params.grad_clip_norm,
+            grad_clip_per_parameter=params.grad_clip_per_parameter,
         )
 
         metrics_log = MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step) if main else None

@@ -17,6 +17,7 @@ import torch
 
 from contrastive_core import ContrastiveError, StepProgress, default_registry, validate_recipe
 from contrastive_core.cli import main as cli_main
+from contrastive_core.cli.commands.bench import result_table
 from contrastive_core.engine import BenchSettings, run_benchmark, time_interleaved
 from contrastive_core.engine.benchmark import _bare_step
 from tests.engine.method_steps import cpu_training_step, recipe_for
@@ -169,3 +170,22 @@ def test_the_benchmark_runs_on_cuda():
     assert result.machine["device"].startswith("cuda") and "gpu" in result.machine
     assert result.settings["peak_memory_gib"] > 0
     assert result.full_over_bare > 0
+
+
+def test_a_multi_crop_recipe_counts_every_view_of_every_group():
+    registry = default_registry()
+    data = recipe_for(registry.get("method", "swav"))
+    crop = {"type": "random_resized_crop", "size": 28, "scale": [0.3, 1.0]}
+    data["views"] = [
+        {"name": "global", "augmentations": [crop]},
+        {"name": "local", "count": 3, "augmentations": [{**crop, "size": 14, "scale": [0.05, 0.3]}]},
+    ]
+    data["method"]["prototypes"] = 10
+    recipe = validate_recipe(data, registry=registry)
+    result = run_benchmark(
+        recipe, registry, BenchSettings(steps=2, warmup=1, rounds=1), recipe_path="mc.toml"
+    )
+    assert result.settings["view_groups"] == {"global": 2, "local": 3}
+    assert result.settings["view_sizes"] == {"global": [1, 28, 28], "local": [1, 14, 14]}
+    assert all(m.views_per_step == 8 * 5 for m in result.measurements.values())
+    assert "8 images x 5 views (global 2 x 1x28x28, local 3 x 1x14x14) per step" in result_table(result).title

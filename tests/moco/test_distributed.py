@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from contrastive_core import StepProgress
-from contrastive_core.distributed import rank, world_size
+from contrastive_core.distributed import GlobalQueue, rank, world_size
 from contrastive_plugins.moco.contrastive_loss import contrastive_loss
-from contrastive_plugins.moco.queue import KeyQueue
 from contrastive_plugins.moco.queue_info_nce import queue_info_nce
 from contrastive_plugins.moco.shuffle_bn import shuffled_keys
 from tests.gloo_processes import run_on_gloo_processes
@@ -123,7 +122,7 @@ def run_method(case: str, process: int | None) -> dict[str, Any]:
 
 
 def _queue_check(process: int) -> dict[str, torch.Tensor]:
-    queue = KeyQueue(QUEUE_SIZE, QUEUE_DIM, dtype=DTYPE)
+    queue = GlobalQueue(QUEUE_SIZE, QUEUE_DIM, dtype=DTYPE)
     for step in range(QUEUE_STEPS):
         queue.enqueue(queue_keys(step, process))
     return {name: buffer.clone() for name, buffer in queue.named_buffers()}
@@ -183,7 +182,7 @@ def test_processes_know_their_rank(two_processes):
 
 
 def test_the_queue_is_the_same_everywhere_and_holds_the_global_batch_in_rank_order(two_processes):
-    reference = KeyQueue(QUEUE_SIZE, QUEUE_DIM, dtype=DTYPE)
+    reference = GlobalQueue(QUEUE_SIZE, QUEUE_DIM, dtype=DTYPE)
     for step in range(QUEUE_STEPS):
         reference.enqueue(torch.cat([queue_keys(step, process) for process in range(WORLD)]))
     for result in two_processes:

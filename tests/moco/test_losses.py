@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from contrastive_core.distributed import GlobalQueue
 from contrastive_plugins.moco.contrastive_loss import contrastive_loss
-from contrastive_plugins.moco.queue import KeyQueue
 from contrastive_plugins.moco.queue_info_nce import queue_info_nce
 from tests.moco.references import ctr_reference, info_nce_reference
 
@@ -44,7 +44,7 @@ def _unit_rows(count: int, dim: int, generator: torch.Generator) -> torch.Tensor
 )
 def test_queue_info_nce_matches_the_reference(batch, dim, queue_size, enqueues):
     generator = _generator(batch, dim, queue_size, enqueues)
-    queue = KeyQueue(queue_size, dim, dtype=DTYPE)
+    queue = GlobalQueue(queue_size, dim, dtype=DTYPE)
     written: list[torch.Tensor] = []
     for _ in range(enqueues):
         keys = _unit_rows(batch, dim, generator)

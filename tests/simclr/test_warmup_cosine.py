@@ -16,6 +16,7 @@ from torch import nn
 
 import contrastive_plugins.simclr.plugin as simclr_plugin
 from contrastive_core import RecipeError, Registry, build, get_plugin_manager
+from contrastive_core.errors import ContrastiveError
 
 BASE_LR = 2.0
 STEPS_PER_EPOCH = 10
@@ -171,3 +172,71 @@ def test_bad_run_lengths_are_errors(registry: Registry) -> None:
     with pytest.raises(ValueError, match="total_steps"):
         build("scheduler", {"type": "warmup_cosine"}, registry=registry, optimizer=make_optimizer(registry),
               total_steps=0, steps_per_epoch=1)  # fmt: skip
+
+
+def _adamw(registry: Registry) -> torch.optim.Optimizer:
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))  # weights decayed; bias and BN exempt
+    params = {"type": "adamw", "lr": BASE_LR, "weight_decay": 0.04}
+    return build("optimizer", params, registry=registry, model=model)
+
+
+def test_weight_decay_end_drives_a_cosine_of_the_decayed_groups_only(registry: Registry) -> None:
+    optimizer = _adamw(registry)
+    scheduler = make_scheduler(registry, optimizer, warmup_epochs=1, weight_decay_end=0.4)
+    decayed, exempt = [], []
+    for _ in range(TOTAL_STEPS + 3):
+        decayed.append(optimizer.param_groups[0]["weight_decay"])
+        exempt.append(optimizer.param_groups[1]["weight_decay"])
+        optimizer.step()
+        scheduler.step()
+    # DINO's schedule: 0.4 + (0.04 - 0.4) (1 + cos(pi s / T)) / 2, no warmup, 0.4 from step T on.
+    expected = [
+        0.4 + (0.04 - 0.4) * (1 + math.cos(math.pi * min(s, TOTAL_STEPS) / TOTAL_STEPS)) / 2
+        for s in range(TOTAL_STEPS + 3)
+    ]
+    assert decayed == pytest.approx(expected, rel=1e-12)
+    assert (
+        decayed[0] == pytest.approx(0.04)
+        and decayed[50] == pytest.approx(0.22)
+        and decayed[-1] == pytest.approx(0.4)
+    )
+    assert exempt == [0.0] * len(exempt)
+
+
+def test_weight_decay_schedule_resumes_from_a_state_dict(registry: Registry) -> None:
+    optimizer = _adamw(registry)
+    scheduler = make_scheduler(registry, optimizer, warmup_epochs=1, weight_decay_end=0.4)
+    for _ in range(37):
+        optimizer.step()
+        scheduler.step()
+    saved_optimizer, saved_scheduler = (
+        copy.deepcopy(optimizer.state_dict()),
+        copy.deepcopy(scheduler.state_dict()),
+    )
+    resumed_optimizer = _adamw(registry)
+    resumed = make_scheduler(registry, resumed_optimizer, warmup_epochs=1, weight_decay_end=0.4)
+    resumed_optimizer.load_state_dict(saved_optimizer)
+    resumed.load_state_dict(saved_scheduler)
+    for _ in range(5):
+        for one, other in zip(optimizer.param_groups, resumed_optimizer.param_groups, strict=True):
+            assert (one["lr"], one["weight_decay"]) == (other["lr"], other["weight_decay"])
+        for optim, sched in ((optimizer, scheduler), (resumed_optimizer, resumed)):
+            optim.step()
+            sched.step()
+
+
+def test_without_weight_decay_end_the_weight_decay_stays(registry: Registry) -> None:
+    optimizer = _adamw(registry)
+    scheduler = make_scheduler(registry, optimizer, warmup_epochs=1)
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step()
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.04, 0.0]
+
+
+def test_weight_decay_end_without_weight_decay_is_an_error(registry: Registry) -> None:
+    optimizer = make_optimizer(registry)  # sgd with weight_decay 0 on both groups
+    for group in optimizer.param_groups:
+        group["weight_decay"] = 0.0
+    with pytest.raises(ContrastiveError, match="no weight decay to schedule"):
+        make_scheduler(registry, optimizer, warmup_epochs=1, weight_decay_end=0.4)

@@ -118,13 +118,24 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _views_text(settings: dict) -> str:
+    """``6 views (global 2 x 1x28x28, local 4 x 1x14x14)``: every group's count and view size."""
+    groups = settings.get("view_groups") or {"global": 2}
+    sizes = settings.get("view_sizes") or {name: settings["views"] for name in groups}
+    described = ", ".join(
+        f"{name} {count} x {'x'.join(map(str, sizes.get(name, settings['views'])))}"
+        for name, count in groups.items()
+    )
+    return f"{sum(groups.values())} views ({described})"
+
+
 def result_table(result: BenchmarkResult) -> Table:
     """The measurements as a table: what each times, ms per step, views/s, share of the full step."""
     machine, settings = result.machine, result.settings
     device = machine.get("gpu", machine["cpu"]) + f" ({machine['device']})"
     table = Table(
-        title=f"{result.recipe}: {settings['batch_size']} images x 2 views per step on {device}",
-        caption=f"{settings['encoder']}, views {'x'.join(map(str, settings['views']))}, precision "
+        title=f"{result.recipe}: {settings['batch_size']} images x {_views_text(settings)} per step on {device}",
+        caption=f"{settings['encoder']}, precision "
         f"{settings['precision']}, channels_last {settings['channels_last']}, compile {settings['compile']}, "
         f"{settings['pipeline']}; torch {machine['torch']}, {result.date}, load average "
         f"{machine['load_average_1min']} on {machine['cpu_cores']} cores before the run",

@@ -78,5 +78,5 @@ class MomentumPredictor(Method):
         momentum = cosine_schedule(self.params.momentum, 1.0, progress.step, progress.total_steps)
         return [(self.target, momentum)]
 
-    def frozen_parts(self) -> list[FrozenForSteps]:
+    def frozen_parts(self, steps_per_epoch: int) -> list[FrozenForSteps]:
         return self._frozen

@@ -1,4 +1,4 @@
-"""The MoCo key queue: first in first out with wrap-around, fill level, no gradient, checkpointed."""
+"""The global queue (MoCo keys, SwAV embeddings): first in first out with wrap-around, fill level, no gradient, checkpointed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from contrastive_plugins.moco.queue import KeyQueue
+from contrastive_core.distributed import GlobalQueue
 
 
 def identified(ids: list[int]) -> torch.Tensor:
@@ -16,7 +16,7 @@ def identified(ids: list[int]) -> torch.Tensor:
 
 
 def test_keys_go_in_first_in_first_out_with_wrap_around():
-    queue = KeyQueue(5, 2)
+    queue = GlobalQueue(5, 2)
     # Batches of 2, 2, 2 and 3 keys (ids 0..8) into 5 rows: the third batch wraps (rows 4, 0), the fourth
     # overwrites the oldest rows 1, 2, 3.
     batches = [[0, 1], [2, 3], [4, 5], [6, 7, 8]]
@@ -31,7 +31,7 @@ def test_keys_go_in_first_in_first_out_with_wrap_around():
 
 
 def test_rows_not_yet_written_stay_zero_and_the_fill_counts_the_written_ones():
-    queue = KeyQueue(7, 2)
+    queue = GlobalQueue(7, 2)
     queue.enqueue(identified([1, 2, 3]))
     assert int(queue.fill) == 3 and int(queue.slot) == 3
     assert torch.equal(queue.keys[:3], identified([1, 2, 3]))
@@ -39,7 +39,7 @@ def test_rows_not_yet_written_stay_zero_and_the_fill_counts_the_written_ones():
 
 
 def test_a_batch_of_the_whole_queue_replaces_every_row_in_order():
-    queue = KeyQueue(4, 2)
+    queue = GlobalQueue(4, 2)
     queue.enqueue(identified([10]))
     queue.enqueue(identified([20, 21, 22, 23]))  # starts at row 1 and wraps to row 0
     assert torch.equal(queue.keys, identified([23, 20, 21, 22]))
@@ -49,11 +49,11 @@ def test_a_batch_of_the_whole_queue_replaces_every_row_in_order():
 @pytest.mark.parametrize("shape", [(6, 2), (2, 3), (2,), (0, 2)])
 def test_keys_of_a_wrong_shape_are_refused(shape):
     with pytest.raises(ValueError, match="per enqueue"):
-        KeyQueue(5, 2).enqueue(torch.ones(shape))
+        GlobalQueue(5, 2).enqueue(torch.ones(shape))
 
 
 def test_the_queue_never_takes_part_in_autograd():
-    queue = KeyQueue(6, 3)
+    queue = GlobalQueue(6, 3)
     layer = nn.Linear(4, 3)
     keys = layer(torch.randn(2, 4))  # keys with a graph behind them
     assert keys.requires_grad
@@ -64,7 +64,7 @@ def test_the_queue_never_takes_part_in_autograd():
 
 
 def test_keys_are_stored_in_the_queue_dtype():
-    queue = KeyQueue(3, 2)
+    queue = GlobalQueue(3, 2)
     queue.enqueue(torch.ones(2, 2, dtype=torch.float64))
     assert queue.keys.dtype == torch.float32
     assert queue.double().keys.dtype == torch.float64
@@ -72,12 +72,12 @@ def test_keys_are_stored_in_the_queue_dtype():
 
 
 def test_the_queue_is_saved_and_restored_with_its_position():
-    queue = KeyQueue(5, 2)
+    queue = GlobalQueue(5, 2)
     for ids in ([0, 1, 2], [3, 4, 5]):
         queue.enqueue(identified(ids))
     state = queue.state_dict()
     assert set(state) == {"keys", "slot", "fill"}
-    restored = KeyQueue(5, 2)
+    restored = GlobalQueue(5, 2)
     restored.load_state_dict(state)
     for q in (queue, restored):
         q.enqueue(identified([6, 7]))

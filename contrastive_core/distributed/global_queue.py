@@ -1,23 +1,27 @@
-"""MoCo's dictionary as a queue of keys (He et al. 2020, "Momentum Contrast for Unsupervised Visual
-Representation Learning", arXiv:1911.05722, Sec. 3.2 and Algorithm 1).
+"""A first-in first-out queue of vectors from the global batch, the same on every process.
 
-MoCo decouples the number of negatives from the batch size: the keys of the last K images, encoded by the
-momentum encoder, are kept in a first-in first-out queue. After each step the current batch's keys are
-written over the oldest ones, so every key in the dictionary is at most K / (global batch) steps old.
+MoCo's dictionary (He et al. 2020, "Momentum Contrast for Unsupervised Visual Representation Learning",
+arXiv:1911.05722, Sec. 3.2 and Algorithm 1) decouples the number of negatives from the batch size: the
+keys of the last K images, encoded by the momentum encoder, are kept in a queue, and after each step the
+current batch's keys are written over the oldest ones, so every key is at most K / (global batch) steps
+old. SwAV's queue (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+Assignments", arXiv:2006.09882, Sec. 4 and Appendix A.1) keeps the embeddings of earlier batches the
+same way, so that small batches still spread over all prototypes in the Sinkhorn step.
 
-:class:`KeyQueue` holds the queue as buffers (so it is saved, restored and moved with the method):
+:class:`GlobalQueue` holds the queue as buffers (so it is saved, restored and moved with the method):
 
-* ``keys``: ``(K, d)``, the unit-norm keys;
-* ``slot``: 0-d long, the row the next key is written to (the oldest key once the queue is full);
-* ``fill``: 0-d long, how many rows hold a key, ``min(keys written so far, K)``.
+* ``keys``: ``(K, d)``, the stored vectors (unit-norm keys or embeddings);
+* ``slot``: 0-d long, the row the next vector is written to (the oldest once the queue is full);
+* ``fill``: 0-d long, how many rows hold a vector, ``min(vectors written so far, K)``.
 
 Writing starts at row 0 and goes forward, so until the queue has wrapped around the filled rows are
 exactly ``[0, fill)``: a loss masks the others using ``fill`` instead of using zeros, or the random
-unit vectors the reference code starts its queue with, as negatives (cf. lightly-ai/lightly#1019).
+unit vectors MoCo's reference code starts its queue with, as negatives (cf. lightly-ai/lightly#1019).
 
-With several processes every process writes the *global* batch of keys, gathered in rank order, so the
-queue is the same everywhere, as the reference implementation's gathered enqueue keeps it. All index
-arithmetic stays on the device: an enqueue never reads a value back to the host.
+With several processes every process writes the *global* batch, gathered in rank order, so the queue is
+the same everywhere (as MoCo's reference implementation's gathered enqueue keeps it; SwAV's reference
+code keeps a different local queue per process instead). All index arithmetic stays on the device: an
+enqueue never reads a value back to the host.
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from contrastive_core.distributed import gather_with_grad
+from .collectives import gather_with_grad
 
-__all__ = ["KeyQueue"]
+__all__ = ["GlobalQueue"]
 
 
-class KeyQueue(nn.Module):
-    """A FIFO queue of ``size`` keys of dimension ``dim`` (MoCo's dictionary), kept in buffers.
+class GlobalQueue(nn.Module):
+    """A FIFO queue of ``size`` keys of dimension ``dim`` (MoCo's dictionary, SwAV's queue), kept in buffers.
 
     Args:
         size: K, the number of keys kept (MoCo: 65536).
