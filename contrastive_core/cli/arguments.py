@@ -42,3 +42,17 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+def int_up_to(limit: int, what: str):
+    """An argparse type: an integer from 1 to ``limit`` (``what`` names the unit in the message), so an
+    absurd value is a usage error instead of an allocation that kills the process."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit} {what}, got {text}")
+        return value
+
+    parse.__name__ = "int"  # argparse says "invalid int value: 'x'" for text that is no integer
+    return parse

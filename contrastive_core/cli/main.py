@@ -13,15 +13,18 @@ import sys
 import typing
 from pathlib import Path
 
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..distributed.collectives import is_distributed
+from ..distributed.unresponsive import DistributedFailure, looks_like_a_collective_failure, unresponsive_ranks
 from ..engine.interrupt import TrainingInterrupted
 from ..engine.runner import run_recipe
 from ..errors import ContrastiveError
-from ..recipes.recipe import load_recipe, recipe_model
+from ..recipes.recipe import load_recipe, recipe_model, recipe_warnings
 from ..registration.kinds import KINDS, kind_spec
 from .arguments import add_overrides_argument, registry_from_args
 from .commands import bench, compare, preview, report
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted")
         return EXIT_INTERRUPTED
+    except RuntimeError as error:
+        if not (is_distributed() and looks_like_a_collective_failure(error)):
+            raise
+        print_error(errors, DistributedFailure.explain(error, unresponsive_ranks()))
+        return DistributedFailure.exit_code
 
 
 def print_error(console: Console, error: Exception) -> None:
@@ -56,6 +64,12 @@ def print_error(console: Console, error: Exception) -> None:
     text = Text("error: ", style="bold red")
     text.append(str(error))
     console.print(text, soft_wrap=True)
+
+
+def print_warnings(console: Console, recipe: BaseModel) -> None:
+    """The recipe's valid but implausible values (:func:`recipe_warnings`), one yellow line each."""
+    for warning in recipe_warnings(recipe):
+        console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
 
 def _console(stderr: bool = False) -> Console:
@@ -156,9 +170,11 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             failed += 1
             print_error(errors, error)
             continue
+        stages = len(recipe.stages)
         console.print(
-            f"[green]ok[/green] {path} ({len(recipe.stages)} stage{'s' if len(recipe.stages) != 1 else ''})"
+            Text("ok", style="green") + Text(f" {path} ({stages} stage{'s' if stages != 1 else ''})")
         )
+        print_warnings(console, recipe)
     return EXIT_BAD_INPUT if failed else 0
 
 

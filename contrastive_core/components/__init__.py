@@ -21,7 +21,7 @@ from .dataset import Dataset
 from .encoder import Encoder
 from .frozen_for_steps import FrozenForSteps
 from .head import Head
-from .loss import Loss
+from .loss import MIN_TEMPERATURE, Loss, check_temperature, temperature_warnings
 from .method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from .momentum_target import MomentumTarget
 from .optimizer import Optimizer
@@ -29,6 +29,7 @@ from .scheduler import Scheduler
 from .stage import Stage, StageContext
 
 __all__ = [
+    "MIN_TEMPERATURE",
     "Augmentation",
     "Component",
     "ComponentParams",
@@ -47,4 +48,6 @@ __all__ = [
     "StageContext",
     "StepProgress",
     "ViewGroup",
+    "check_temperature",
+    "temperature_warnings",
 ]

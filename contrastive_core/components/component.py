@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import Problem
+
 
 class ComponentParams(BaseModel):
     """Base of every component's params model.
@@ -25,6 +27,13 @@ class ComponentParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    def recipe_warnings(self) -> list[Problem]:
+        """Values that validate but are probably mistakes (a temperature far outside what the method's
+        paper uses): ``contrastive validate`` and ``contrastive run`` print them as warnings and go on,
+        since a user may mean them (a sweep). Paths are relative to these params (``"temperature"``).
+        Refuse values that cannot work instead, with a field constraint or validator."""
+        return []
 
 
 class Component(ABC):

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import ContrastiveError
+from .random_state import rng_for_a_new_rank
 
 _NAME = re.compile(r"^step-(\d{8,})$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -120,13 +121,20 @@ class CheckpointManager:
     def load(
         self, path: Path, map_location: str | torch.device = "cpu"
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(state, this process's RNG state) of the checkpoint at ``path``."""
+        """(state, this process's RNG state) of the checkpoint at ``path``.
+
+        A checkpoint written by fewer processes has no generator states for this rank: it continues
+        from rank 0's, with its own augmentation generator seeded from them and its rank
+        (:func:`~.random_state.rng_for_a_new_rank`). The data order does not depend on the number of
+        processes, so a run resumes on any count; only the new ranks' random views differ from those
+        an uninterrupted run would have drawn.
+        """
         rng_file = path / f"rng-rank{self.rank}.pt"
-        if not rng_file.is_file():
-            raise CheckpointError(
-                f"{path} was written by a run with fewer processes (no {rng_file.name}); resume it with the "
-                "same number of processes"
-            )
+        new_rank = not rng_file.is_file()
+        if new_rank:
+            rng_file = path / "rng-rank0.pt"
+            if not rng_file.is_file():
+                raise CheckpointError(f"{path} has no rng-rank0.pt: it is not a complete checkpoint")
         _check_checksums(path, [STATE_FILE, rng_file.name])
         state = load_file(path / STATE_FILE, map_location)
         step = _step_of(path)
@@ -135,7 +143,12 @@ class CheckpointManager:
             raise CheckpointError(
                 f"{path / STATE_FILE} says step {found!r}, but it is the checkpoint of step {step}"
             )
-        return state, load_file(rng_file, "cpu")
+        rng = load_file(rng_file, "cpu")
+        return state, rng_for_a_new_rank(rng, self.rank) if new_rank else rng
+
+    def processes_of(self, path: Path) -> int:
+        """How many processes wrote the checkpoint at ``path`` (its ``rng-rank<R>.pt`` files)."""
+        return sum(1 for _ in path.glob("rng-rank*.pt"))
 
     def load_latest(
         self, map_location: str | torch.device = "cpu", say: Callable[[str], None] = lambda _: None
@@ -233,7 +246,8 @@ def _check_checksums(directory: Path, names: list[str]) -> None:
         return
     try:
         sums = json.loads(listing.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        # RecursionError: JSON nested deeper than the parser's recursion allows, so damaged too.
         raise CheckpointError(f"{listing} is damaged ({error})") from None
     for name in names:
         expected = sums.get(name) if isinstance(sums, dict) else None

@@ -3,7 +3,8 @@
 ``encoder.safetensors`` holds the encoder's weights only (safetensors: no code can hide in it); for the
 ResNet encoders these are plain torchvision ResNet keys, so ``torchvision.models.resnet50()`` loads them
 (without its ``fc`` layer). ``encoder.json`` records the encoder's recipe params so
-:func:`load_encoder` can rebuild it through the registry.
+:func:`load_encoder` can rebuild it through the registry, once the encoder those params describe is
+shown to match the weights file's header (:mod:`.encoder_fit`): the params are as untrusted as the file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..registration.build import build
 from ..registration.registry import Registry
 from ..run_directory.atomic import write_atomic, write_json_atomic
 from ..run_directory.names import ENCODER_CONFIG_FILE, ENCODER_WEIGHTS_FILE
+from .encoder_fit import WeightsMismatchError, build_fitting_encoder, weights_header
 
 FORMAT = "contrastive-encoder"
 VERSION = 1
@@ -67,7 +69,7 @@ def load_encoder(path: str | Path, *, registry: Registry | None = None, map_loca
             )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise EncoderFileError(f"{config_file} is not valid JSON: {error}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
@@ -80,10 +82,19 @@ def load_encoder(path: str | Path, *, registry: Registry | None = None, map_loca
     if not isinstance(config.get("encoder"), dict):
         raise EncoderFileError(f"{config_file} has no 'encoder' table with the encoder's type and params")
     try:
-        # Through the registry by name: the file can only choose among installed encoders.
-        encoder = build("encoder", config["encoder"], registry=registry)
+        shapes = weights_header(weights)
+    except Exception as error:  # noqa: BLE001 - safetensors raises several types for corrupt files
+        raise EncoderFileError(f"cannot read {weights}: {error}") from None
+    try:
+        # Through the registry by name: the file can only choose among installed encoders. Built only
+        # once a meta-device build matches the weights' header: the params are as untrusted as the file.
+        encoder = build_fitting_encoder(
+            lambda: build("encoder", config["encoder"], registry=registry), shapes
+        )
     except ContrastiveError as error:
         raise EncoderFileError(f"{config_file} describes an encoder that cannot be built: {error}") from None
+    except WeightsMismatchError as error:
+        raise EncoderFileError(f"{weights} does not match the encoder in {config_file}: {error}") from None
     try:
         state = load_file(str(weights), device=map_location)
     except Exception as error:  # noqa: BLE001 - safetensors raises several types for corrupt files

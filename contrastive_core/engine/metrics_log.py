@@ -35,7 +35,9 @@ class MetricsLog:
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a crash
+            except (ValueError, RecursionError):  # a line cut short by a crash, or damaged otherwise
+                continue
+            if not isinstance(record, dict):  # not a record this log wrote
                 continue
             if record.get("step", 0) <= step:
                 kept.append(line)

@@ -11,10 +11,17 @@ Layout of a run directory (the names are :mod:`contrastive_core.run_directory.na
 Running a recipe into a directory that already holds the same resolved recipe resumes it: finished
 stages are skipped (their metrics and artifacts restored) and the first unfinished one starts again
 (resuming from its own checkpoints if it writes any).
+
+A stage counts as finished only while every artifact its ``stage.json`` lists still exists. One whose
+artifact was deleted runs again (resuming from its checkpoints, so ``pretrain`` exports the same encoder
+without training). ``stage.json`` records each artifact's SHA-256; if the re-made artifacts differ from
+the recorded ones (the checkpoints were gone too, and training was not bit-exact), the later stages that
+had finished were computed from artifacts that no longer exist, so they run again from the start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -27,10 +34,11 @@ from accelerate.utils import broadcast_object_list
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..components.stage import StageContext
 from ..errors import ContrastiveError
-from ..recipes.recipe import stage_keys
+from ..recipes.recipe import recipe_warnings, stage_keys
 from ..recipes.toml_writer import dumps
 from ..registration.registry import Registry
 from ..reports.report import report_after_run
@@ -81,6 +89,8 @@ def run_recipe(
     main = accelerator.is_main_process
     if not main:
         console.quiet = True
+    for warning in recipe_warnings(recipe):  # valid but implausible values: said, then run as asked
+        console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
     with ExitStack() as held:
         problem = None
         if main:
@@ -116,7 +126,7 @@ def run_recipe(
                 "directory writable) and run the same command again to resume."
             ) from error
     console.print(results_table(results))
-    console.print(f"run directory: {run_dir}")
+    console.print(Text(f"run directory: {run_dir}"))
 
     # --- report.html (plots, results, recipe) when the optional matplotlib is installed ------------
     # After the results are saved; report_after_run never raises, so it cannot fail a finished run.
@@ -135,17 +145,42 @@ def _run_stages(
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, Path]] = {}
+    #: The stage that ran again and made artifacts other than those recorded: the finished stages after
+    #: it were computed from the old ones and must run again too.
+    changed_by: str | None = None
     for index, (key, params) in enumerate(zip(stage_keys(recipe), recipe.stages, strict=True)):
         stage_dir = run_dir / key
+        position = f"stage {index + 1}/{len(recipe.stages)} {key}"
         done = _read_done(stage_dir)
-        if done is not None:
+        remade: dict[str, Any] | None = None  # the marker of a finished stage that runs again
+        if done is not None and changed_by is not None:
             console.print(
-                f"[dim]stage {index + 1}/{len(recipe.stages)} {key}: finished earlier, skipped[/dim]"
+                Text(
+                    f"{position}: finished earlier, but from the artifacts of stage {changed_by!r} as they were "
+                    f"before it ran again; they differ now, so its results no longer hold: removing {stage_dir} "
+                    "and running it again",
+                    style="yellow",
+                )
             )
+            if main:
+                shutil.rmtree(stage_dir)
+            barrier()  # no process reads the stage's old files while the main process deletes them
+            done = None
+        elif done is not None and (missing := _missing_artifacts(stage_dir, done)):
+            console.print(
+                Text(
+                    f"{position}: finished earlier, but {_listed(missing)} {'is' if len(missing) == 1 else 'are'} "
+                    "missing: running it again (from its latest checkpoint, if it has any)",
+                    style="yellow",
+                )
+            )
+            remade, done = done, None
+        if done is not None:
+            console.print(Text(f"{position}: finished earlier, skipped", style="dim"))
             results[key] = done["metrics"]
             artifacts[key] = {name: stage_dir / rel for name, rel in done.get("artifacts", {}).items()}
             continue
-        console.print(f"[bold]stage {index + 1}/{len(recipe.stages)} {key}[/bold] ({params.type})")
+        console.print(Text(position, style="bold") + Text(f" ({params.type})"))
         stage_dir.mkdir(parents=True, exist_ok=True)
         stage = registry.get("stage", params.type).from_params(params)
         context = StageContext(
@@ -160,8 +195,13 @@ def _run_stages(
             artifacts=artifacts,
         )
         results[key] = stage.run(context)
+        produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
+        sums = _checksums(produced) if main else {}
         if main:
-            produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
+            if remade is not None and remade.get("checksums") == sums:
+                # It only restored its files: the results measured when it first ran stand (a re-run that
+                # resumes after its last step trains nothing, and its throughput would read 0).
+                results[key] = remade["metrics"]
             write_json_atomic(
                 stage_dir / STAGE_DONE_FILE,
                 {
@@ -169,10 +209,33 @@ def _run_stages(
                     "artifacts": {
                         name: str(path.relative_to(stage_dir.resolve())) for name, path in produced.items()
                     },
+                    "checksums": sums,
                 },
             )
             write_json_atomic(run_dir / RESULTS_FILE, results)
         barrier()  # the next stage (in every process) starts after the marker is written
+        if remade is not None:
+            # After the barrier every artifact is complete, so every process computes the same sums.
+            sums = sums if main else _checksums(produced)
+            if remade.get("checksums") == sums:
+                results[key] = remade["metrics"]
+                console.print(
+                    Text(
+                        f"{key}: its artifacts are the same as before (SHA-256): its results and those of the "
+                        "later stages stand",
+                        style="dim",
+                    )
+                )
+            else:
+                changed_by = key
+                recorded = "differ from" if remade.get("checksums") else "cannot be compared with"
+                console.print(
+                    Text(
+                        f"{key}: its new artifacts {recorded} those recorded in {stage_dir / STAGE_DONE_FILE}: "
+                        "the later stages that had finished run again",
+                        style="yellow",
+                    )
+                )
     if main:
         # Again at the end: a run killed between the last stage's marker and results.json would otherwise
         # keep a results.json without that stage, as every stage is then skipped.
@@ -188,7 +251,8 @@ def results_table(results: dict[str, dict[str, Any]]) -> Table:
     for key, metrics in results.items():
         for index, (name, value) in enumerate(metrics.items()):
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            table.add_row(key if index == 0 else "", name, shown)
+            # Text: stage keys and metric names are data (read back from stage.json), never markup.
+            table.add_row(Text(key if index == 0 else ""), Text(name), Text(shown))
     return table
 
 
@@ -203,6 +267,33 @@ def _read_done(stage_dir: Path) -> dict[str, Any] | None:
             f"{error}. It marks stage {stage_dir.name!r} as finished; delete it to run that stage again "
             "(or --fresh to start the whole run over)."
         ) from None
+
+
+def _missing_artifacts(stage_dir: Path, done: dict[str, Any]) -> list[Path]:
+    """The artifacts a finished stage's marker lists that are no longer there (deleted by hand)."""
+    listed = done.get("artifacts")
+    if not isinstance(listed, dict):
+        return []
+    return [stage_dir / str(rel) for rel in listed.values() if not (stage_dir / str(rel)).exists()]
+
+
+def _listed(paths: list[Path]) -> str:
+    return ", ".join(str(path) for path in paths)
+
+
+def _checksums(artifacts: dict[str, Path]) -> dict[str, str | None]:
+    """The SHA-256 of each artifact file (None for one that is not a file, e.g. a directory)."""
+    sums: dict[str, str | None] = {}
+    for name, path in artifacts.items():
+        if not path.is_file():
+            sums[name] = None
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        sums[name] = digest.hexdigest()
+    return sums
 
 
 def _check_same_recipe(run_dir: Path, resolved: str) -> None:
@@ -236,7 +327,7 @@ def _clear_run_dir(run_dir: Path, console: Console) -> None:
     with _exclusive(run_dir):
         for child in run_dir.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    console.print(f"--fresh: cleared {run_dir}")
+    console.print(Text(f"--fresh: cleared {run_dir}"))
 
 
 @contextmanager

@@ -165,6 +165,18 @@ class TrainingLoop:
         self._step_on_device.fill_(self.step)
         restore_rng(rng, self.generator)
         self.say(f"{self.prefix}resuming from {latest} (step {self.step} of {self.total_steps})")
+        written_by = self.checkpoints.processes_of(latest)
+        if written_by != self.checkpoints.world_size:
+            self.say(
+                f"{self.prefix}the checkpoint was written by {written_by} process(es), this run has "
+                f"{self.checkpoints.world_size}: the data order is the same; "
+                + (
+                    "the processes it had none for draw their random views from generators seeded from "
+                    "rank 0's"
+                    if written_by < self.checkpoints.world_size
+                    else "the generators of the ranks beyond this run's are not used"
+                )
+            )
         return self.step
 
     def save(self) -> None:

@@ -1,6 +1,7 @@
 """Recipes: the typed TOML model assembled from the registry, its validation, and writing it back.
 
-* :mod:`.recipe`: :func:`recipe_model`, :func:`load_recipe`, :func:`validate_recipe`, stage keys;
+* :mod:`.recipe`: :func:`recipe_model`, :func:`load_recipe`, :func:`validate_recipe`, stage keys,
+  :func:`recipe_warnings` (valid but implausible values);
 * :mod:`.run_settings`: the ``[run]`` section;
 * :mod:`.overrides`: ``--set key.path=value``;
 * :mod:`.view_groups`: a recipe's view groups resolved against its method;
@@ -19,6 +20,7 @@ from .recipe import (
     Recipe,
     load_recipe,
     recipe_model,
+    recipe_warnings,
     stage_keys,
     validate_recipe,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "method_problems",
     "parse_override",
     "recipe_model",
+    "recipe_warnings",
     "resolve_view_groups",
     "stage_keys",
     "validate_recipe",

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem, UnknownComponentError
 from ..registration.registry import Registry
-from ..registration.validation_problems import problems_from_validation_error
+from ..registration.validation_problems import coerced_value_problems, problems_from_validation_error
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,11 @@ def _table_problems(kind: str, table: Any, registry: Registry, where: str) -> li
     if table["type"] not in names:
         return [Problem(f"{where}.type", str(UnknownComponentError(kind, table["type"], names)))]
     try:
-        registry.get(kind, table["type"]).Params.model_validate(dict(table))
+        validated = registry.get(kind, table["type"]).Params.model_validate(dict(table))
     except ValidationError as error:
         params = registry.get(kind, table["type"]).Params
         return [
             Problem(f"{where}.{problem.path}" if problem.path else where, problem.message)
             for problem in problems_from_validation_error(error, params)
         ]
-    return []
+    return coerced_value_problems(table, validated, where)

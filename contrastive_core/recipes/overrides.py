@@ -51,6 +51,10 @@ def parse_override(text: str) -> Override:
         value = tomllib.loads(f"value = {raw.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ValueError(
+            "the value's arrays or tables are nested too deeply to be read (hundreds of levels)"
+        ) from None
     return Override(tuple(path), value, text)
 
 

@@ -17,9 +17,15 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from ..components.component import ComponentParams
 from ..errors import Problem, RecipeError, UnknownComponentError
 from ..registration.registry import Registry
-from ..registration.validation_problems import format_path, problems_from_validation_error, show_value
+from ..registration.validation_problems import (
+    coerced_value_problems,
+    format_path,
+    problems_from_validation_error,
+    show_value,
+)
 from .component_table import component_table_problems
 from .overrides import Override, apply_overrides, parse_override
 from .run_settings import RunSettings
@@ -40,6 +46,12 @@ COMPONENT_SECTIONS = {
 }
 MODEL_SECTIONS = {"encoder": "encoder", "head": "head", "predictor": "head"}
 LIST_SECTIONS = {"augmentations": "augmentation", "stages": "stage"}
+
+#: Why a recipe nested hundreds of levels deep is refused (no real recipe nests more than a few).
+TOO_DEEP = (
+    "tables or arrays are nested too deeply to be read (hundreds of levels; a recipe needs a few): "
+    "the file is damaged or was not written as a recipe"
+)
 
 Recipe = BaseModel  # the concrete class is built per registry by recipe_model(); this names the type
 
@@ -135,6 +147,31 @@ def recipe_model(registry: Registry) -> type[BaseModel]:
     return model
 
 
+def recipe_warnings(model: BaseModel, where: str = "") -> list[Problem]:
+    """The :meth:`~contrastive_core.ComponentParams.recipe_warnings` of every component of a validated
+    recipe (sections, stages, augmentations, view groups, nested tables), with their dotted paths."""
+    found: list[Problem] = []
+    if isinstance(model, ComponentParams):
+        found += [
+            Problem(
+                f"{where}.{warning.path}" if warning.path and where else warning.path or where,
+                warning.message,
+            )
+            for warning in model.recipe_warnings()
+        ]
+    for name in type(model).model_fields:
+        value = getattr(model, name, None)
+        path = f"{where}.{name}" if where else name
+        items = [(path, value)] if isinstance(value, BaseModel) else []
+        if isinstance(value, list | tuple):
+            items = [
+                (f"{path}[{index}]", item) for index, item in enumerate(value) if isinstance(item, BaseModel)
+            ]
+        for item_path, item in items:
+            found += recipe_warnings(item, item_path)
+    return found
+
+
 def stage_keys(recipe: BaseModel) -> list[str]:
     """The key of each stage in results.json and the run directory: its type, numbered if repeated."""
     keys: list[str] = []
@@ -173,6 +210,8 @@ def load_recipe(path: str | Path, *, registry: Registry, overrides: Sequence[str
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(source, [Problem("", f"not valid TOML: {error}")]) from None
+    except RecursionError:  # tomllib parses nested tables and arrays recursively
+        raise RecipeError(source, [Problem("", f"not a usable recipe: {TOO_DEEP}")]) from None
     return validate_recipe(data, registry=registry, source=source, overrides=overrides)
 
 
@@ -184,6 +223,17 @@ def validate_recipe(
     overrides: Sequence[str] = (),
 ) -> BaseModel:
     """Validate a recipe given as a dict (as read from TOML), after applying ``--set`` overrides."""
+    try:
+        return _validate(data, registry, source, overrides)
+    except RecursionError:
+        # Copying and validating walk the data recursively: a dict nested deeper than Python's stack
+        # allows (only possible from Python, or --set; TOML files are refused when read) is named here.
+        raise RecipeError(source, [Problem("", TOO_DEEP)]) from None
+
+
+def _validate(
+    data: Mapping[str, Any], registry: Registry, source: str, overrides: Sequence[str]
+) -> BaseModel:
     parsed: list[Override] = []
     problems: list[Problem] = []
     for text in overrides:
@@ -207,7 +257,8 @@ def validate_recipe(
             tables = {path: value for path, _, value in _component_positions(data)}
             problems = problems_from_validation_error(error, model, data, tables)
         else:
-            problems = _check_stage_requirements(recipe, registry)
+            problems = coerced_value_problems(data, recipe)
+            problems += _check_stage_requirements(recipe, registry)
             if recipe.method is not None:
                 problems += method_problems(recipe, registry)
             problems += component_table_problems(recipe, registry, "")

@@ -40,3 +40,8 @@ class RunSettings(BaseModel):
     """Mixed precision for the encoder's forward and backward passes; losses are computed in fp32."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms (slower on GPU; exact resume equality on CPU)."""
+    collective_timeout_s: float = Field(1800.0, gt=0)
+    """With several processes: how long a collective operation (a gradient all-reduce, a barrier) may
+    wait for the other processes before the run stops, naming the processes that did not respond (a
+    hung or dead rank) instead of hanging. torch's default for CPU process groups is 30 minutes; lower
+    it for quick detection, keeping it above the longest step and checkpoint write."""

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from ..components.component import ComponentParams
 from ..errors import Problem, RecipeError, closest
 from ..registration.registry import Registry
+from ..registration.validation_problems import coerced_value_problems
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ def _per_view_ops(
                 view_ops[positions[op_type]] = params_class.model_validate(op.model_dump() | dict(update))
             except ValidationError as error:
                 problems += _change_problems(error, params_class, op_type, path)
+            else:
+                problems += coerced_value_problems(update, view_ops[positions[op_type]], path)
         views.append(tuple(view_ops))
     return tuple(views), problems
 

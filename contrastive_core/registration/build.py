@@ -11,7 +11,7 @@ from ..components.component import ComponentParams
 from ..errors import Problem, RecipeError
 from .kinds import kind_spec
 from .registry import Registry, default_registry
-from .validation_problems import problems_from_validation_error
+from .validation_problems import coerced_value_problems, problems_from_validation_error
 
 
 def build(
@@ -45,4 +45,7 @@ def build(
             validated = component.Params.model_validate(dict(params))
         except ValidationError as error:
             raise RecipeError(spec.name, problems_from_validation_error(error, component.Params)) from None
+        coerced = coerced_value_problems(params, validated)  # "32" for an int: strict, as recipes are
+        if coerced:
+            raise RecipeError(spec.name, coerced)
     return component.from_params(validated, **context)

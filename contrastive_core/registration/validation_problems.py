@@ -6,6 +6,9 @@ recipe), so both report a wrong key or value with the same message.
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -51,6 +54,77 @@ def problems_from_validation_error(
                 message += f" (got {show_value(value)})"
         problems.append(Problem(where, message))
     return problems
+
+
+def coerced_value_problems(raw: Any, validated: Any, where: str = "") -> list[Problem]:
+    """Values that validated only because pydantic's lax mode converted them to another kind.
+
+    Pydantic turns ``"32"`` into 32 for an ``int`` field, ``32.0`` into 32, ``"true"`` or 1 into True: a
+    recipe saying ``batch_size = "32"`` would silently run. Recipes are strict instead: this walks the
+    input (``raw``) and what it validated to side by side (models, tables and arrays) and reports every
+    number or boolean that was not written as one, with its dotted path under ``where`` and the literal
+    to write. Ints for float fields stay accepted (``lr = 1`` means 1.0), as do arrays for tuples.
+    """
+    problems: list[Problem] = []
+    if isinstance(validated, BaseModel) and isinstance(raw, Mapping):
+        fields = type(validated).model_fields
+        for key, value in raw.items():
+            if key in fields:
+                problems += coerced_value_problems(value, getattr(validated, key), _join(where, key))
+    elif isinstance(validated, Mapping) and isinstance(raw, Mapping):
+        for key, value in raw.items():
+            if key in validated:
+                problems += coerced_value_problems(value, validated[key], _join(where, key))
+    elif isinstance(validated, list | tuple) and isinstance(raw, list | tuple) and len(raw) == len(validated):
+        for index, (item, checked) in enumerate(zip(raw, validated, strict=True)):
+            problems += coerced_value_problems(item, checked, f"{where}[{index}]")
+    else:
+        message = _kind_change(raw, validated)
+        if message:
+            problems.append(Problem(where, message))
+    return problems
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _kind_change(raw: Any, validated: Any) -> str | None:
+    """Why ``raw`` should not have become ``validated`` (None when it is the same kind of value)."""
+    if isinstance(validated, bool):
+        if isinstance(raw, bool):
+            return None
+        wanted, literal = "true or false", "true" if validated else "false"
+    elif isinstance(validated, int):
+        if isinstance(raw, numbers.Integral) and not isinstance(raw, bool):
+            return None
+        wanted, literal = "an integer", str(validated)
+    elif isinstance(validated, float):
+        if isinstance(raw, numbers.Real) and not isinstance(raw, bool):
+            return None
+        wanted, literal = "a number", _toml_float(validated)
+    else:
+        return None
+    if isinstance(raw, str):
+        return f"expected {wanted}, got the string {json.dumps(raw)}; write {literal} without quotes"
+    return f"expected {wanted}, got {_toml_literal(raw)}; write {literal}"
+
+
+def _toml_float(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+def _toml_literal(value: Any) -> str:
+    """``value`` as a TOML file writes it (messages quote what the user wrote)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _toml_float(value)
+    return show_value(value)
 
 
 def _strip_union_tags(loc: tuple[Any, ...], tables: Mapping[tuple[Any, ...], Any]) -> tuple[Any, ...]:

@@ -6,7 +6,16 @@
 
 from __future__ import annotations
 
-from .image_grid import BACKGROUND, MIN_CELL_PIXELS, PADDING, auto_scale, image_grid, to_display_uint8
+from .image_grid import (
+    BACKGROUND,
+    MAX_GRID_PIXELS,
+    MIN_CELL_PIXELS,
+    PADDING,
+    auto_scale,
+    grid_shape,
+    image_grid,
+    to_display_uint8,
+)
 from .report import (
     INSTALL_HINT,
     KNOWN_CURVES,
@@ -32,6 +41,7 @@ __all__ = [
     "INSTALL_HINT",
     "KNOWN_CURVES",
     "MIN_CELL_PIXELS",
+    "MAX_GRID_PIXELS",
     "PADDING",
     "POSITION_KEYS",
     "MatplotlibMissingError",
@@ -41,6 +51,7 @@ __all__ = [
     "curve_keys",
     "figure_png",
     "format_value",
+    "grid_shape",
     "image_grid",
     "load_figure_class",
     "matplotlib_available",

@@ -18,6 +18,9 @@ PADDING = 2
 BACKGROUND = 255
 #: ``auto_scale`` enlarges small images until a cell is at least this many pixels high, to be viewable.
 MIN_CELL_PIXELS = 96
+#: The largest grid drawn (2^27 pixels, 384 MiB in colour): far beyond what a screen shows, and well
+#: below the sizes where the allocation or the PNG encoder fails (a 2 GiB PNG takes the process down).
+MAX_GRID_PIXELS = 2**27
 
 
 def to_display_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -29,6 +32,20 @@ def auto_scale(rows: Sequence[Sequence[torch.Tensor]]) -> int:
     """The smallest integer enlargement that makes the tallest image at least ``MIN_CELL_PIXELS`` high."""
     tallest = max(image.shape[-2] for row in rows for image in row)
     return max(1, math.ceil(MIN_CELL_PIXELS / tallest))
+
+
+def grid_shape(rows: Sequence[Sequence[torch.Tensor]], scale: int = 1) -> tuple[int, int, int]:
+    """(C, H, W) of the picture :func:`image_grid` makes of ``rows``, computed without drawing it."""
+    images = [image for row in rows for image in row]
+    channels = 3 if any(image.shape[-3] == 3 for image in images) else 1
+    cell_height = max(image.shape[-2] for image in images) * scale
+    cell_width = max(image.shape[-1] for image in images) * scale
+    columns = max(len(row) for row in rows)
+    return (
+        channels,
+        len(rows) * cell_height + (len(rows) + 1) * PADDING,
+        columns * cell_width + (columns + 1) * PADDING,
+    )
 
 
 def image_grid(rows: Sequence[Sequence[torch.Tensor]], scale: int = 1) -> torch.Tensor:
@@ -47,12 +64,14 @@ def image_grid(rows: Sequence[Sequence[torch.Tensor]], scale: int = 1) -> torch.
                 f"grid images must be uint8 (C, H, W) with 1 or 3 channels, got {image.dtype} "
                 f"{tuple(image.shape)}"
             )
-    channels = 3 if any(image.shape[0] == 3 for image in images) else 1
+    channels, height, width = grid_shape(rows, scale)
+    if height * width > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"the grid would be {width} x {height} pixels, more than {MAX_GRID_PIXELS:,}; show fewer or "
+            "smaller images"
+        )
     cell_height = max(image.shape[1] for image in images) * scale
     cell_width = max(image.shape[2] for image in images) * scale
-    columns = max(len(row) for row in rows)
-    height = len(rows) * cell_height + (len(rows) + 1) * PADDING
-    width = columns * cell_width + (columns + 1) * PADDING
     canvas = torch.full((channels, height, width), BACKGROUND, dtype=torch.uint8)
     for row_index, row in enumerate(rows):
         for column_index, image in enumerate(row):

@@ -108,10 +108,11 @@ class RunRecords:
     def name(self) -> str:
         """``run.name`` of the recipe, else the directory's name."""
         try:
-            name = tomllib.loads(self.resolved_recipe).get("run", {}).get("name")
-        except tomllib.TOMLDecodeError:
-            name = None
-        return name or self.run_dir.resolve().name
+            run = tomllib.loads(self.resolved_recipe).get("run")
+        except (tomllib.TOMLDecodeError, RecursionError):  # damaged (or nested too deeply to read)
+            run = None
+        name = run.get("name") if isinstance(run, dict) else None
+        return name if isinstance(name, str) and name else self.run_dir.resolve().name
 
 
 def read_run(run_dir: Path) -> RunRecords:
@@ -355,4 +356,4 @@ def report_after_run(run_dir: Path, console: Console) -> None:
             soft_wrap=True,
         )
         return
-    console.print(f"report: {path}")
+    console.print(Text(f"report: {path}"))

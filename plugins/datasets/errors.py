@@ -80,5 +80,41 @@ class BadImageError(ContrastiveError):
         )
 
 
+class ImageTooLargeError(BadImageError):
+    """An image-folder file whose header claims more pixels than the dataset's ``max_image_pixels``;
+    found before decoding, so nothing of that size is allocated."""
+
+    def __init__(self, path: str | Path, size: str, pixels: int, limit: int) -> None:
+        self.pixels = pixels
+        self.limit = limit
+        super().__init__(path, f"{size} = {pixels:,} pixels, more than max_image_pixels = {limit:,}")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}: too large to decode ({self.reason}). If such images are expected, raise "
+            'max_image_pixels in the [data] section; or set on_bad_image = "skip" to leave them out.'
+        )
+
+
+class NoReadableImageError(BadImageError):
+    """Every file of an image-folder split is unreadable while ``on_bad_image = "skip"``: nothing is left.
+
+    Its own message, because the plain :class:`BadImageError` hint (set ``on_bad_image = "skip"``) names
+    the setting that is already in force.
+    """
+
+    def __init__(self, path: str | Path, count: int) -> None:
+        self.count = count
+        super().__init__(path, "no file of this split is a readable image")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}: not a readable image, and neither is any other of the {self.count} files of its "
+            'split: on_bad_image = "skip" left out every one, so there are no images to use. Check that '
+            "the [data] root points at the image folder and that its files are images (JPEG, PNG, WebP "
+            "or GIF)."
+        )
+
+
 class DownloadError(ContrastiveError):
     """A download or extraction (``download = true``) that failed or gave unexpected content."""

@@ -20,6 +20,11 @@ cropped there. Files that are not complete JPEGs (PNG, WebP, GIF, truncated or d
 the GPU decoder refuses (e.g. CMYK), are decoded on the CPU exactly as in the worker path, so an
 unreadable file gives the same error (or is skipped the same way) wherever decoding happens. On the CPU
 the workers decode, in parallel.
+
+Before any decoding, each file's header (and a PNG's image data) is checked by
+:func:`~.image_headers.check_encoded_image`: an image of more than ``max_image_pixels`` pixels, or one
+whose damage would crash the decoder (libpng kills the process on short image data), is refused as an
+unreadable file, naming it, wherever it would have been decoded.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from torchvision.transforms.v2 import functional as F
 from contrastive_core import ComponentParams, Dataset
 from contrastive_core.engine import DeviceDecodable, EncodedItem
 
-from .errors import BadImageError, DatasetNotFoundError, UnknownSplitError
+from .errors import BadImageError, DatasetNotFoundError, NoReadableImageError, UnknownSplitError
+from .image_headers import DEFAULT_MAX_IMAGE_PIXELS, check_encoded_image
 
 #: Suffixes of the formats decode_image reads (compared lower-case); other files are ignored.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
@@ -56,14 +62,16 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def decode_square(path: Path, size: int) -> torch.Tensor:
+def decode_square(path: Path, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
     """The image file ``path`` as uint8 (3, size, size): decoded, shorter side resized, centre-cropped.
 
-    Raises :class:`BadImageError` naming the file when it is empty, truncated or not an image.
+    Raises :class:`BadImageError` naming the file when it is empty, truncated, damaged or not an image,
+    and its subclass :class:`~.errors.ImageTooLargeError` when it has more than ``max_pixels`` pixels.
     """
     data = path.read_bytes()
     if not data:
         raise BadImageError(path, "empty file")
+    check_encoded_image(path, data, max_pixels)
     try:
         image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError as error:
@@ -156,12 +164,14 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
         image_size: int,
         on_bad_image: Literal["error", "skip"],
         decode: Literal["auto", "device", "workers"] = "auto",
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         self.files = files
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size = image_size
         self.on_bad_image = on_bad_image
         self.decode = decode
+        self.max_image_pixels = max_image_pixels
         # One flag per file; shared memory survives the fork or spawn of DataLoader workers.
         self._bad = torch.zeros(len(files), dtype=torch.bool).share_memory_()
 
@@ -187,13 +197,14 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
             if self._bad[position]:
                 continue
             try:
-                return decode_square(self.files[position], self.image_size), int(self.labels[position])
+                image = decode_square(self.files[position], self.image_size, self.max_image_pixels)
+                return image, int(self.labels[position])
             except BadImageError as error:
                 if self.on_bad_image == "error":
                     raise
                 self._bad[position] = True
                 warnings.warn(f"skipping {error.path}: {error.reason}", stacklevel=2)
-        raise BadImageError(self.files[index], "no file of this split is a readable image")
+        raise NoReadableImageError(self.files[index], len(self.files))
 
     # --- decoding on the device (DeviceDecodable) -----------------------------------------------------
 
@@ -231,12 +242,18 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images uint8 (B, 3, S, S) and labels int64 (B,) on ``device`` for the encoded ``items``.
 
-        Complete JPEGs are decoded together on ``device``; every other file goes through item-by-item CPU
-        decoding (``self[index]``), which raises or skips an unreadable one as the worker path would.
+        Complete JPEGs whose header passes the checks are decoded together on ``device``; every other
+        file goes through item-by-item CPU decoding (``self[index]``), which raises or skips an
+        unreadable one as the worker path would (a JPEG claiming 65,000 x 65,000 pixels would otherwise
+        exhaust the GPU's memory, which is raised as a device failure, not as a bad file).
         """
         images: list[torch.Tensor | None] = [None] * len(items)
         labels = [label for _, _, label in items]
-        jpegs = [position for position, (_, data, _) in enumerate(items) if is_complete_jpeg(data)]
+        jpegs = [
+            position
+            for position, (index, data, _) in enumerate(items)
+            if is_complete_jpeg(data) and self._passes_checks(index, data)
+        ]
         decoded = decode_jpegs([items[p][1] for p in jpegs], device)
         # Images of one size are resized together (ImageNet's are mostly 500x375 or 375x500): the same
         # arithmetic as one by one, in a few large kernels instead of a few small ones per image.
@@ -256,6 +273,15 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
                 cpu_image, labels[position] = self[items[position][0]]
                 images[position] = cpu_image.to(device, non_blocking=True)
         return torch.stack(images), torch.tensor(labels, dtype=torch.int64).to(device, non_blocking=True)  # type: ignore[arg-type]
+
+    def _passes_checks(self, index: int, data: torch.Tensor) -> bool:
+        """Whether the bytes ``data`` of file ``index`` pass :func:`check_encoded_image`; a file that
+        does not is left to the CPU path, which reports or skips it by the split's ``on_bad_image``."""
+        try:
+            check_encoded_image(self.files[index], data.numpy().tobytes(), self.max_image_pixels)
+        except BadImageError:
+            return False
+        return True
 
 
 class ImageFolderParams(ComponentParams):
@@ -282,6 +308,11 @@ class ImageFolderParams(ComponentParams):
     CUDA, else in the loader workers; "device": always batched on the training device (on a CPU device
     that is the main process); "workers": always in the loader workers, on the CPU. Files that are not
     complete JPEGs are decoded on the CPU in every case."""
+
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, gt=0)
+    """Largest image accepted, in pixels (width x height, times the frames of an animated GIF), read
+    from the file's header before decoding; a larger one is an unreadable file (see on_bad_image) whose
+    error names this param. The default, Pillow's limit, is 13,377 x 13,377 pixels (537 MB decoded)."""
 
 
 class ImageFolder(Dataset):
@@ -363,5 +394,10 @@ class ImageFolder(Dataset):
                 "No image file was found in the class sub-folders; suffixes other than these are ignored.",
             )
         return ImageFolderSplit(
-            files, labels, self.params.image_size, self.params.on_bad_image, self.params.decode
+            files,
+            labels,
+            self.params.image_size,
+            self.params.on_bad_image,
+            self.params.decode,
+            self.params.max_image_pixels,
         )

@@ -25,11 +25,19 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
-from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
-from contrastive_core.components import MomentumTarget
+from contrastive_core import (
+    ComponentParams,
+    Method,
+    MethodOutput,
+    MethodParts,
+    Problem,
+    StepProgress,
+    ViewGroup,
+)
+from contrastive_core.components import MomentumTarget, check_temperature, temperature_warnings
 from contrastive_core.distributed import GlobalQueue, gather_with_grad
 from contrastive_core.engine import at_least_float32, cosine_schedule
 
@@ -74,6 +82,14 @@ class MoCoV2Params(ComponentParams):
     """Shuffling BN: with several processes the key encoder runs on a shuffled regrouping of the global
     batch, so that batch-norm statistics do not leak which sub-batch a key came from (He et al. 2020,
     Sec. 3.3). A no-op on one process; pointless (only costly) with the run's global batch norm."""
+
+    @field_validator("temperature")
+    @classmethod
+    def _usable_temperature(cls, value: float) -> float:
+        return check_temperature(value)
+
+    def recipe_warnings(self) -> list[Problem]:
+        return temperature_warnings(self.temperature, (0.05, 1.0), "MoCo: 0.07 in v1, 0.2 in v2")
 
 
 class MoCoV2(Method):

@@ -20,11 +20,19 @@ from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
-from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
-from contrastive_core.components import MomentumTarget
+from contrastive_core import (
+    ComponentParams,
+    Method,
+    MethodOutput,
+    MethodParts,
+    Problem,
+    StepProgress,
+    ViewGroup,
+)
+from contrastive_core.components import MomentumTarget, check_temperature, temperature_warnings
 from contrastive_core.engine import cosine_schedule
 
 from .contrastive_loss import contrastive_loss
@@ -43,6 +51,14 @@ class MoCoV3Params(ComponentParams):
     temperature: float = Field(1.0, gt=0)
     """tau of ctr(q, k) (Chen, Xie, He 2021, appendix, ResNet-50 setting: tau = 1.0, the reference
     code's default --moco-t 1.0; the ViT setting uses 0.2)."""
+
+    @field_validator("temperature")
+    @classmethod
+    def _usable_temperature(cls, value: float) -> float:
+        return check_temperature(value)
+
+    def recipe_warnings(self) -> list[Problem]:
+        return temperature_warnings(self.temperature, (0.05, 1.0), "MoCo v3: 1.0 for ResNet-50, 0.2 for ViT")
 
 
 class MoCoV3(Method):

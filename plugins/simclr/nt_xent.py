@@ -15,9 +15,10 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from contrastive_core import ComponentParams, Loss
+from contrastive_core import ComponentParams, Loss, Problem
+from contrastive_core.components import check_temperature, temperature_warnings
 from contrastive_core.distributed import all_reduce_mean, gather_with_grad, rank, world_size
 
 
@@ -25,10 +26,23 @@ class NTXentParams(ComponentParams):
     type: Literal["nt_xent"] = "nt_xent"
 
     temperature: float = Field(default=0.1, gt=0)
-    """Temperature tau dividing the cosine similarities; paper: 0.1 on ImageNet, 0.5 on CIFAR-10."""
+    """Temperature tau dividing the cosine similarities; paper: 0.1 on ImageNet, 0.5 on CIFAR-10.
+    Refused below 0.0001; outside 0.05 to 1.0 (the paper's ablation, Table 5) a warning is printed."""
 
     gather_across_processes: bool = True
     """With several processes, draw negatives from the global batch (gathered with grad), as the paper does."""
+
+    @field_validator("temperature")
+    @classmethod
+    def _usable_temperature(cls, value: float) -> float:
+        return check_temperature(value)
+
+    def recipe_warnings(self) -> list[Problem]:
+        return temperature_warnings(
+            self.temperature,
+            (0.05, 1.0),
+            "SimCLR uses 0.1 on ImageNet and 0.5 on CIFAR-10; its Table 5 tries 0.05 to 1",
+        )
 
 
 class NTXent(Loss):

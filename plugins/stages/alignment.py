@@ -63,6 +63,7 @@ class Alignment(EvaluationStage):
             encoder, split, setup.preprocessing, batch_size=setup.eval_batch_size, precision=setup.precision
         )
         frozen.verify(encoder, f"{setup.where} alignment")
+        features.require_finite(own, self.params.split, setup.precision, f"{setup.where} alignment")
         return {"alignment": representation_alignment(own, target)}
 
     def _target(self, setup: EvaluationSetup) -> torch.Tensor:
@@ -80,4 +81,10 @@ class Alignment(EvaluationStage):
                 precision=setup.precision,
             )
             frozen.verify(target, f"{setup.where} alignment target")
+            features.require_finite(
+                self._target_features,
+                self.params.split,
+                setup.precision,
+                f"{setup.where} alignment target ({source.description})",
+            )
         return self._target_features

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from contrastive_core import ComponentParams, Encoder, Registry, StageContext, b
 from contrastive_core.engine import load_encoder
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.recipes import stage_keys
+from contrastive_core.run_directory import ENCODER_WEIGHTS_FILE
 
 ENCODER_ARTIFACT = "encoder"
 
@@ -97,7 +99,30 @@ def resolve_encoder(
 
 
 def _load(path: Path, context: StageContext, description: str) -> EncoderSource:
-    return EncoderSource(load_encoder(path, registry=context.registry), description, pretrained=True)
+    encoder = load_encoder(path, registry=context.registry)
+    _refuse_non_finite(encoder, Path(path) if Path(path).is_file() else Path(path) / ENCODER_WEIGHTS_FILE)
+    return EncoderSource(encoder, description, pretrained=True)
+
+
+def _refuse_non_finite(encoder: Encoder, weights: Path) -> None:
+    """Stop before evaluating an encoder with NaN or infinite weights: every feature would be NaN, and
+    the numbers (or the frozen-encoder check) would say nothing about the evaluation."""
+    tensors = dict(chain(encoder.named_parameters(), encoder.named_buffers()))
+    bad = [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all())
+    ]
+    if not bad:
+        return
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise EncoderSourceError(
+        f"{weights}: {len(bad)} of the encoder's {len(tensors)} tensors hold NaN or infinite values "
+        f"({shown}), so every feature it computes is NaN and nothing can be evaluated. The training that "
+        "exported it diverged (see the metrics.jsonl next to it), or the file was damaged: train it again "
+        "with a lower learning rate, a higher temperature or grad_clip_norm, or export it again from an "
+        "intact checkpoint."
+    )
 
 
 def _random_recipe_encoder(context: StageContext, where: str) -> EncoderSource:

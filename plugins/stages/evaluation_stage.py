@@ -126,6 +126,8 @@ class EvaluationSetup:
         )
         test_features, test_labels = features.compute_features(encoder, test, self.preprocessing, **options)
         frozen.verify(encoder, f"{self.where} {stage}")
+        features.require_finite(train_features, train_split, self.precision, f"{self.where} {stage}")
+        features.require_finite(test_features, test_split, self.precision, f"{self.where} {stage}")
         return FrozenFeatures(train_features, train_labels, test_features, test_labels, train.num_classes)
 
     def artifact(self, variant: str, filename: str) -> tuple[str, Path]:
@@ -157,7 +159,10 @@ class EvaluationStage(Stage):
         setup = self.setup(context)
         source = resolve_encoder(params.encoder, context)
         (setup.say if source.pretrained else setup.warn)(self.describe_source(source, context.key))
-        metrics = self.evaluate(source.encoder, setup, MAIN)
+        try:
+            metrics = self.evaluate(source.encoder, setup, MAIN)
+        except features.NonFiniteFeaturesError as error:
+            raise features.NonFiniteFeaturesError(f"{error} The encoder: {source.description}.") from None
         if getattr(params, "random_init_baseline", False):
             baseline = random_init_like(source.encoder.params, context.registry, setup.seed)
             setup.say(f"{context.key}: random-init baseline ({baseline.name}, seed {setup.seed})")

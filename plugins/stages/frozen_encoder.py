@@ -27,6 +27,16 @@ def _tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Exactly equal, a NaN equal to a NaN in the same place: ``torch.equal`` counts NaN as differing
+    from itself, which would blame the evaluation for weights that were NaN before it began."""
+    if torch.equal(a, b):
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype or not a.is_floating_point():
+        return False
+    return bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
 class FrozenEncoderCheck:
     """Snapshot of ``encoder`` (a CPU copy, so no device memory is spent) to verify it later.
 
@@ -45,7 +55,7 @@ class FrozenEncoderCheck:
         changed += [
             name
             for name, tensor in current.items()
-            if name in self.snapshot and not torch.equal(tensor.cpu(), self.snapshot[name])
+            if name in self.snapshot and not _same(tensor.cpu(), self.snapshot[name])
         ]
         if changed:
             shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")

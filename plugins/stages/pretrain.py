@@ -14,6 +14,7 @@ stages).
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -125,7 +126,8 @@ class Pretrain(Stage):
         accelerator = get_accelerator(recipe.run)
         device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
         main = accelerator.is_main_process
-        say = context.console.print if main else (lambda *args, **kwargs: None)
+        # Plain text: messages hold paths and [sections], which rich markup would swallow.
+        say = partial(context.console.print, markup=False) if main else (lambda *args, **kwargs: None)
         if params.batch_size % world:
             raise ContrastiveError(f"batch_size {params.batch_size} does not divide over {world} processes")
         local_batch = params.batch_size // world

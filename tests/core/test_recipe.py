@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from contrastive_core import RecipeError, load_recipe, validate_recipe
+from contrastive_core import RecipeError, build, load_recipe, validate_recipe
 from contrastive_core.engine import resolved_toml
 from contrastive_core.recipes import stage_keys
 from contrastive_core.registration import format_path
@@ -301,3 +301,23 @@ def test_the_data_order_of_a_huge_seed_does_not_overflow():
 
     order = GlobalBatchOrder(10, 2, 2**64 - 1)
     assert sorted(order.permutation(3).tolist()) == list(range(10))
+
+
+def test_numbers_and_booleans_are_not_converted_from_other_kinds(toy_registry):
+    data = toy_data()
+    data["run"]["deterministic"] = 1
+    data["augmentations"][0]["p"] = "0.25"
+    data["model"]["encoder"]["width"] = "8"
+    data["stages"][1]["value"] = 2  # an integer for a float is that float
+    assert problems_of(data, toy_registry) == [
+        "run.deterministic: expected true or false, got 1; write true",
+        'augmentations[0].p: expected a number, got the string "0.25"; write 0.25 without quotes',
+        'model.encoder.width: expected an integer, got the string "8"; write 8 without quotes',
+    ]
+    data = toy_data()
+    data["stages"][1]["value"] = 2
+    assert validate_recipe(data, registry=toy_registry).stages[1].value == 2.0
+    # build() is as strict as a recipe, with the same message.
+    with pytest.raises(RecipeError, match=r"width: expected an integer, got 8\.0; write 8"):
+        build("encoder", {"type": "toy_encoder", "width": 8.0}, registry=toy_registry)
+    assert build("encoder", {"type": "toy_encoder", "width": 8}, registry=toy_registry).params.width == 8

@@ -145,7 +145,7 @@ def test_a_split_of_only_bad_images_raises(tmp_path, make_dataset):
     split = make_dataset(type="image_folder", root=str(tmp_path), on_bad_image="skip").split("train")
     with (
         pytest.warns(UserWarning, match="empty file"),
-        pytest.raises(BadImageError, match="no file of this split"),
+        pytest.raises(BadImageError, match="neither is any other of the 1 files of its split"),
     ):
         split[0]
 

@@ -14,9 +14,11 @@ from torchvision.io import encode_jpeg, encode_png
 
 from contrastive_core.engine import read_batches
 from contrastive_core.errors import ContrastiveError
-from contrastive_plugins.datasets.errors import BadImageError
+from contrastive_plugins.datasets import image_folder
+from contrastive_plugins.datasets.errors import BadImageError, ImageTooLargeError
 from contrastive_plugins.datasets.image_folder import ImageFolderSplit, is_complete_jpeg
 
+from .crafted_images import jpeg_claiming
 from .reference import FIXTURES, fashion, rgb32
 
 pytestmark = pytest.mark.filterwarnings(
@@ -161,15 +163,19 @@ def test_nvjpeg_decoding_matches_the_cpu_decoder(make_dataset, photo_folder, mon
 
 @pytest.fixture
 def folder_with_empty_and_damaged_jpegs(tmp_path, photo_folder):
-    """Three good JPEGs, an empty file and a JPEG whose markers are intact but whose data is not."""
+    """Three good JPEGs, an empty file and a JPEG whose markers are intact but whose frame header names
+    a quantization table it does not define: it passes image_folder's header check, and the decoder
+    refuses it."""
     folder = tmp_path / "odd" / "train" / "class_0"
     folder.mkdir(parents=True)
     good = sorted((photo_folder / "train").rglob("*.jpg"))[:3]
     for path in good:
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "empty.jpg").write_bytes(b"")
-    data = good[0].read_bytes()
-    (folder / "damaged.jpg").write_bytes(data[:3] + bytes(len(data) - 5) + data[-2:])
+    data = bytearray(good[0].read_bytes())
+    frame = data.index(b"\xff\xc0")  # SOF0: marker, length, precision, height, width, components, then
+    data[frame + 12] = 3  # the first component's (id, sampling, table): table 3, which is never defined
+    (folder / "damaged.jpg").write_bytes(bytes(data))
     return tmp_path / "odd"
 
 
@@ -210,3 +216,33 @@ def test_device_failures_are_raised_not_taken_for_refused_files():
     assert is_device_failure(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert is_device_failure(RuntimeError("CUDA error: an illegal memory access was encountered"))
     assert not is_device_failure(RuntimeError("Not a JPEG file: starts with 0x89 0x50"))
+
+
+@pytest.mark.parametrize("on_bad_image", ["error", "skip"])
+def test_a_jpeg_over_the_pixel_limit_never_reaches_the_batched_decoder(
+    make_dataset, photo_folder, tmp_path, monkeypatch, on_bad_image
+):
+    """A 1 KB JPEG claiming 65,000 x 65,000 pixels would make nvJPEG ask for 12.7 GB of GPU memory, an
+    out-of-memory error taken for a failure of the device; it goes to the CPU path, which names it.
+    Here a claim of 2,000 x 2,000 over a limit of 1,000,000 pixels: were the check to regress, the CPU
+    decoder this test runs would fill 12 MB, not 12.7 GB."""
+    root = tmp_path / "huge"
+    (root / "train" / "class_0").mkdir(parents=True)
+    good = sorted((photo_folder / "train").rglob("*.jpg"))[:3]
+    for path in good:
+        (root / "train" / "class_0" / path.name).write_bytes(path.read_bytes())
+    (root / "train" / "class_0" / "huge.jpg").write_bytes(jpeg_claiming(2000, 2000))
+    split = split_of(make_dataset, root, "device", on_bad_image=on_bad_image, max_image_pixels=1_000_000)
+    handed = []
+    original = image_folder.decode_jpegs
+    monkeypatch.setattr(
+        image_folder, "decode_jpegs", lambda files, device: handed.extend(files) or original(files, device)
+    )
+    if on_bad_image == "error":
+        with pytest.raises(ImageTooLargeError, match=r"huge\.jpg: too large to decode \(2000 x 2000"):
+            all_batches(split, batch=4)
+    else:
+        with pytest.warns(UserWarning, match=r"skipping .*huge\.jpg: 2000 x 2000"):
+            images, _ = all_batches(split, batch=4)
+        assert images.shape == (4, 3, 32, 32) and [path.name for path in split.bad_files] == ["huge.jpg"]
+    assert len(handed) == 3  # only the three sound JPEGs

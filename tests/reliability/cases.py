@@ -345,6 +345,22 @@ CRAFTED_ENCODERS = [
     CraftedEncoderCase(
         "bad-params", "`encoder.json` gives `widths` a string", "widths: Input should be a valid tuple"
     ),
+    CraftedEncoderCase(
+        "absurd-widths",
+        "`encoder.json` asks for `widths = [1000000, 1000000]` (a 36 TB convolution)",
+        "would hold over 268,",
+        through_stage=True,
+    ),
+    CraftedEncoderCase(
+        "a-hundred-thousand-layers",
+        "`encoder.json` asks for 100,000 conv blocks (`widths = [1, 1, ...]`)",
+        "modules (stopped at",
+    ),
+    CraftedEncoderCase(
+        "another-encoders-config",
+        "`encoder.json` of another small encoder (`widths = [8, 32]` instead of `[8, 16]`)",
+        "features.1.0.weight is [16, 8, 3, 3] in the file but [32, 8, 3, 3] in the encoder",
+    ),
 ]
 
 
@@ -556,6 +572,39 @@ BAD_DATA = [
         exit_code=0,
         message="pretrain epoch 1/1 step 2/2",
     ),
+    BadDataCase(
+        "png-with-too-little-image-data-skipped",
+        "an image folder holding a 28 x 28 PNG whose image data inflates to 10 of the 2,380 bytes its header "
+        "implies (libpng ended the process with a segmentation fault, exit code 139), "
+        '`on_bad_image = "skip"`, read in the training process (`num_workers = 0`); run in a process of its own',
+        exit_code=0,
+        message="skipped 1 unreadable image file of split 'train'",
+    ),
+    BadDataCase(
+        "png-with-too-little-image-data-stops",
+        'the same folder with `on_bad_image = "error"`, read by 2 DataLoader workers (a worker died: "DataLoader '
+        'worker exited unexpectedly", no file named); run in a process of its own',
+        exit_code=2,
+        message="short.png: not a readable image (the PNG image data is too short: 10 of the 2,380 bytes",
+        before_training=False,
+    ),
+    BadDataCase(
+        "jpeg-claiming-65000-x-65000-pixels",
+        "an image folder holding a 1 KB JPEG whose frame header claims 65,000 x 65,000 pixels (each worker "
+        "asked for 12.7 GB), the default `max_image_pixels`, read by 2 DataLoader workers; run in a process "
+        "of its own",
+        exit_code=2,
+        message="huge.jpg: too large to decode (65000 x 65000 = 4,225,000,000 pixels, more than "
+        "max_image_pixels = 178,956,970). If such images are expected, raise max_image_pixels",
+        before_training=False,
+    ),
+    BadDataCase(
+        "png-claiming-25000-x-25000-pixels-skipped",
+        "an image folder holding a PNG whose header claims 25,000 x 25,000 grey pixels (1.9 GB once decoded "
+        'to RGB), `on_bad_image = "skip"`, `num_workers = 0`; run in a process of its own',
+        exit_code=0,
+        message="skipped 1 unreadable image file of split 'train'",
+    ),
 ]
 
 
@@ -623,6 +672,262 @@ BROKEN_PLUGINS = [
 ]
 
 
+# -------------------------------------------------------------------------- deeply nested files
+
+#: How deep the JSON files of DEEPLY_NESTED nest their arrays: far beyond Python's recursion limit.
+DEEP_JSON = 100_000
+#: How deep the TOML of DEEPLY_NESTED nests: beyond what tomllib reads (about 400 levels).
+DEEP_TOML = 600
+
+
+@dataclass(frozen=True)
+class DeeplyNestedCase:
+    """A recipe, an override or a run directory's file replaced by arrays (or tables) nested hundreds or
+    thousands of levels deep, given to a real ``contrastive`` command (in process)."""
+
+    id: str
+    fault: str
+    command: str
+    """What reads it, as the docs show it (``contrastive run`` resuming, ``load_encoder``, ...)."""
+    exit_code: int
+    message: str
+    """A fragment of the error (exit code 2) or of the warning (exit code 0) naming the file."""
+    same_results: bool = False
+    """The run then ends with the same encoder (bit for bit), losses and kNN accuracy as the reference."""
+    suite: str = DEFAULT
+
+    @property
+    def outcome(self) -> str:
+        said = f"exit code {self.exit_code}, no traceback: `...{self.message}...`"
+        if self.same_results:
+            said += "; the run ends with the same encoder (bit for bit), losses and kNN accuracy"
+        return f"{self.command}: {said}"
+
+
+DEEPLY_NESTED = [
+    DeeplyNestedCase(
+        "recipe-tables",
+        f"the recipe holds inline tables nested {DEEP_TOML} deep (`x = {{x = {{x = ...}}}}`)",
+        "`contrastive validate`",
+        exit_code=2,
+        message="not a usable recipe: tables or arrays are nested too deeply to be read",
+    ),
+    DeeplyNestedCase(
+        "recipe-arrays",
+        f"the recipe holds arrays nested {DEEP_TOML} deep (`x = [[[...]]]`)",
+        "`contrastive validate`",
+        exit_code=2,
+        message="not a usable recipe: tables or arrays are nested too deeply to be read",
+    ),
+    DeeplyNestedCase(
+        "override",
+        f"`--set data.x=[[[...]]]`, {DEEP_TOML} arrays deep",
+        "`contrastive validate`",
+        exit_code=2,
+        message="the value's arrays or tables are nested too deeply to be read",
+    ),
+    DeeplyNestedCase(
+        "recipe-dict",
+        f"a recipe dict (from Python) with tables nested {DEEP_TOML} deep",
+        "`validate_recipe`",
+        exit_code=2,
+        message="tables or arrays are nested too deeply to be read",
+    ),
+    DeeplyNestedCase(
+        "stage-marker",
+        f"`pretrain/stage.json` of a finished run, arrays {DEEP_JSON:,} deep",
+        "`contrastive run` resuming",
+        exit_code=2,
+        message="pretrain/stage.json is damaged: not JSON (maximum recursion depth exceeded",
+    ),
+    DeeplyNestedCase(
+        "metrics-line-on-resume",
+        f"a line in the middle of `pretrain/metrics.jsonl` of an interrupted run, arrays {DEEP_JSON:,} deep",
+        "`contrastive run` resuming",
+        exit_code=0,
+        message="resuming from",
+        same_results=True,
+    ),
+    DeeplyNestedCase(
+        "checkpoint-checksums",
+        f"`checksums.json` of the latest checkpoint of an interrupted run, arrays {DEEP_JSON:,} deep",
+        "`contrastive run` resuming",
+        exit_code=0,
+        message="checksums.json is damaged (maximum recursion depth exceeded",
+        same_results=True,
+    ),
+    DeeplyNestedCase(
+        "manifest",
+        f"`manifest.json` of a finished run, arrays {DEEP_JSON:,} deep",
+        "`contrastive run`",
+        exit_code=2,
+        message="is not empty and is not a contrastive run directory",
+    ),
+    DeeplyNestedCase(
+        "results-in-report",
+        f"`results.json` of a finished run, arrays {DEEP_JSON:,} deep",
+        "`contrastive report`",
+        exit_code=0,
+        message="results.json is damaged: not JSON (maximum recursion depth exceeded",
+    ),
+    DeeplyNestedCase(
+        "results-in-compare",
+        f"`results.json` of a finished run, arrays {DEEP_JSON:,} deep",
+        "`contrastive compare`",
+        exit_code=2,
+        message="results.json is damaged: not JSON (maximum recursion depth exceeded",
+    ),
+    DeeplyNestedCase(
+        "metrics-line-in-report",
+        f"a line of `pretrain/metrics.jsonl` of a finished run, arrays {DEEP_JSON:,} deep",
+        "`contrastive report`",
+        exit_code=0,
+        message="metrics.jsonl, line 4: not a JSON record (maximum recursion depth exceeded",
+    ),
+    DeeplyNestedCase(
+        "resolved-recipe-in-report",
+        f"`recipe.resolved.toml` of a finished run, inline tables {DEEP_TOML} deep",
+        "`contrastive report`",
+        exit_code=0,
+        message="wrote",
+    ),
+    DeeplyNestedCase(
+        "encoder-config",
+        f"`encoder.json` of an exported encoder, arrays {DEEP_JSON:,} deep",
+        '`load_encoder` and a `knn_eval` stage with `encoder = "<path>"`',
+        exit_code=2,
+        message="encoder.json is not valid JSON",
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------- odd inputs
+
+
+@dataclass(frozen=True)
+class OddInputCase:
+    """A value of the wrong kind or size, a deleted or non-finite artifact, or a preview asked too much."""
+
+    id: str
+    fault: str
+    command: str
+    """The command given it, as the docs show it."""
+    exit_code: int
+    message: str
+    """A fragment of what the command prints: the error (exit code 2), else a warning or a line."""
+    also: str = ""
+    """What else the test asserts, in words."""
+    suite: str = DEFAULT
+
+    @property
+    def outcome(self) -> str:
+        said = f"{self.command}: exit code {self.exit_code}, no traceback: `{self.message}`"
+        return f"{said}; {self.also}" if self.also else said
+
+
+ODD_INPUTS = [
+    OddInputCase(
+        "string-for-an-integer",
+        '`stages[0].batch_size = "32"` (a string)',
+        "`contrastive validate`",
+        exit_code=2,
+        message='stages[0].batch_size: expected an integer, got the string "32"; write 32 without quotes',
+    ),
+    OddInputCase(
+        "string-in-an-array",
+        '`augmentations[0].scale = ["0.3", 1.0]`',
+        "`contrastive validate`",
+        exit_code=2,
+        message='augmentations[0].scale[0]: expected a number, got the string "0.3"; write 0.3 without quotes',
+    ),
+    OddInputCase(
+        "integer-for-a-boolean",
+        "`run.deterministic = 1` and `stages[0].epochs = 3.0`",
+        "`contrastive validate`",
+        exit_code=2,
+        message="run.deterministic: expected true or false, got 1; write true",
+        also="`stages[0].epochs: expected an integer, got 3.0; write 3`; an integer for a float "
+        "(`optimizer.lr = 1`) stays accepted",
+    ),
+    OddInputCase(
+        "temperature-that-cannot-train",
+        "`loss.temperature = 1e-9` (NT-Xent; logits up to 10^9)",
+        "`contrastive validate`",
+        exit_code=2,
+        message="loss.temperature: too small to train with",
+        also="the message says to use at least 0.0001",
+    ),
+    OddInputCase(
+        "unusual-temperature",
+        "`loss.temperature = 0.001` (NT-Xent)",
+        "`contrastive validate` and a real `contrastive run`",
+        exit_code=0,
+        message="warning: loss.temperature: 0.001 is outside the usual range 0.05 to 1 (SimCLR uses 0.1 on "
+        "ImageNet and 0.5 on CIFAR-10",
+        also="both print the warning; the run trains",
+    ),
+    OddInputCase(
+        "non-finite-encoder",
+        '`encoder.safetensors` full of NaN, evaluated by a `knn_eval` stage with `encoder = "<path>"`',
+        "`contrastive run`",
+        exit_code=2,
+        message="encoder.safetensors: 15 of the encoder's 18 tensors hold NaN or infinite values",
+        also="the message says what to do; no `stage.json` is written (it used to blame the evaluation)",
+    ),
+    OddInputCase(
+        "deleted-encoder",
+        "`pretrain/encoder.safetensors` of a finished run deleted",
+        "the same `contrastive run` again",
+        exit_code=0,
+        message="is missing: running it again",
+        also="`pretrain` resumes from its last checkpoint and exports the encoder again, bit for bit; "
+        "`knn_eval` stands; `results.json` is unchanged",
+    ),
+    OddInputCase(
+        "deleted-encoder-and-checkpoints",
+        "`pretrain/encoder.json` and `pretrain/checkpoints/` of a finished run deleted, its `stage.json` "
+        "written before markers recorded checksums",
+        "the same `contrastive run` again",
+        exit_code=0,
+        message="removing",
+        also="`pretrain` trains again; `knn_eval`, computed from the old encoder, is removed and runs again; "
+        "the run ends with the reference's encoder and results",
+    ),
+    OddInputCase(
+        "preview-brackets",
+        "`contrastive preview` of a recipe without `[[augmentations]]`, into `grid[1].png`",
+        "`contrastive preview`",
+        exit_code=0,
+        message="the recipe has no [[augmentations]]: every view equals its image",
+        also="`wrote .../grid[1].png` is printed with its brackets",
+    ),
+    OddInputCase(
+        "preview-too-many-images",
+        "`contrastive preview --n 100000000`",
+        "`contrastive preview`",
+        exit_code=2,
+        message="argument --n: at most 1024 images, got 100000000",
+        also="also `--views 1000`: `at most 64 views`",
+    ),
+    OddInputCase(
+        "preview-too-many-pixels",
+        "`contrastive preview --n 64 --views 30 --scale 64` (a grid of 6.4 billion pixels)",
+        "`contrastive preview`",
+        exit_code=2,
+        message="more than 134,217,728: lower --scale, --n or --views",
+        also="refused before the grid is allocated; no PNG is written",
+    ),
+    OddInputCase(
+        "all-images-skipped",
+        'an image folder whose every file is unreadable, with `on_bad_image = "skip"`',
+        "`contrastive run`",
+        exit_code=2,
+        message='on_bad_image = "skip" left out every one',
+        also='the message does not suggest setting `on_bad_image = "skip"`, which is set',
+    ),
+]
+
+
 # ----------------------------------------------------------------------------- covered elsewhere
 
 
@@ -637,6 +942,26 @@ class CoveredElsewhere:
 
 
 ELSEWHERE = [
+    CoveredElsewhere(
+        "2 nodes x 1 process through torchrun's static rendezvous on 127.0.0.1",
+        "the losses and weights of 1 process holding the whole batch (float rounding)",
+        "tests/engine/test_multi_node.py::test_two_nodes_of_one_process_train_like_one_process",
+    ),
+    CoveredElsewhere(
+        "rank 1 SIGKILLed mid-run under `torchrun --max-restarts 1`",
+        "every rank restarts from the last checkpoint; bit-identical weights and losses to an uninterrupted run",
+        "tests/engine/test_multi_node.py::test_a_killed_rank_restarts_every_rank_from_the_last_checkpoint",
+    ),
+    CoveredElsewhere(
+        "rank 1 stopped (SIGSTOP) with `collective_timeout_s = 10`",
+        "rank 0 stops within a minute: 'rank 1 stopped responding', exit code 1, no silent hang",
+        "tests/engine/test_multi_node.py::test_a_hung_rank_is_named_after_the_collective_timeout",
+    ),
+    CoveredElsewhere(
+        "a checkpoint written by 2 processes resumed on 1, and one written by 1 resumed on 2",
+        "resumes, says so; the losses and weights of an uninterrupted run (float rounding)",
+        "tests/engine/test_multi_node.py::test_a_checkpoint_resumes_on_another_number_of_processes",
+    ),
     CoveredElsewhere(
         "SIGKILL after a random step (plain `contrastive` executable)",
         "resumes to bit-identical weights and losses",
@@ -799,6 +1124,47 @@ ELSEWHERE = [
         "extraction stops before anything is written",
         "tests/datasets/test_download.py::test_unsafe_members_stop_extraction_before_anything_is_written",
     ),
+    CoveredElsewhere(
+        "numbers written as strings, a float for an integer and an integer for a boolean, in a recipe and "
+        "in `build()`",
+        "`RecipeError` with the dotted path and the literal to write (`write 8 without quotes`); an integer "
+        "for a float is accepted",
+        "tests/core/test_recipe.py::test_numbers_and_booleans_are_not_converted_from_other_kinds",
+    ),
+    CoveredElsewhere(
+        "NT-Xent temperatures 1e-5, 0.0001, 0.001 and 3.0",
+        "1e-5 refused (`too small to train with ... at least 0.0001`); the others accepted with a warning "
+        "giving SimCLR's values (at `loss.temperature` in a recipe); 0.05 to 1.0 without one",
+        "tests/simclr/test_nt_xent.py::test_a_temperature_that_cannot_train_is_refused_and_an_unusual_one_is_warned",
+    ),
+    CoveredElsewhere(
+        "an encoder whose weights were NaN before a frozen-encoder evaluation",
+        "not reported as changed by the evaluation; a real change among the NaN still is",
+        "tests/stages/test_frozen_encoder.py::test_nan_weights_are_not_taken_for_a_changed_encoder",
+    ),
+    CoveredElsewhere(
+        "PNGs damaged as libpng fails on while reading rows (16 kinds: short, corrupt or unfinished zlib "
+        "data, a bad IDAT CRC, a bad filter byte, a chunk between IDATs, a bomb after the image, ...)",
+        "`BadImageError` naming the file and the damage, before the decoder sees the bytes; every sound "
+        "layout (each colour type, bit depth, interlaced or not) decodes, one byte less is refused",
+        "tests/datasets/test_image_headers.py::test_a_damaged_png_is_refused_before_decoding_naming_the_file_and_the_damage",
+    ),
+    CoveredElsewhere(
+        "`contrastive preview` of an image folder holding the PNG that crashed libpng",
+        'exit code 2 naming the file, no traceback; with `on_bad_image = "skip"` the grid is written',
+        "tests/visual/test_preview.py::test_preview_names_a_png_that_crashed_the_decoder_or_skips_it",
+    ),
+    CoveredElsewhere(
+        "a JPEG over `max_image_pixels` in a batch decoded on the device",
+        "never handed to the batched (GPU) decoder; reported or skipped by the CPU path, naming the file",
+        "tests/datasets/test_image_folder_device_decoding.py::test_a_jpeg_over_the_pixel_limit_never_reaches_the_batched_decoder",
+    ),
+    CoveredElsewhere(
+        "an exported encoder that cannot be built on the meta device (the ViT reads values while it is built) "
+        "whose config asks for a huge temporary tensor",
+        "built for real with every allocation counted first; refused before the tensor is allocated",
+        "tests/engine/test_encoder_fit.py::test_an_encoder_built_for_real_is_stopped_before_a_huge_allocation",
+    ),
 ]
 
 
@@ -877,5 +1243,21 @@ GROUPS = [
         "with pip into a private folder (`--target`) put on `PYTHONPATH`, so no other process sees it.",
         "tests/reliability/test_broken_plugins.py",
         BROKEN_PLUGINS,
+    ),
+    Group(
+        "Deeply nested files",
+        "Python's JSON and TOML readers recurse once per level and raise `RecursionError` past about a "
+        "thousand (TOML: about 400); each place a recipe or a run directory's file is parsed turns that "
+        "into the error (or the warning) it gives any damaged file, naming the file.",
+        "tests/reliability/test_deep_nesting.py",
+        DEEPLY_NESTED,
+    ),
+    Group(
+        "Odd values, deleted artifacts and previews",
+        "Values of the wrong kind or of implausible size, artifacts of a finished stage deleted or full of "
+        "NaN, and previews asked for more than can be drawn; through `contrastive` in process, on the "
+        "fixtures and the run of the kill tests.",
+        "tests/reliability/test_odd_inputs.py",
+        ODD_INPUTS,
     ),
 ]

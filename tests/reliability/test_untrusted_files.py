@@ -117,6 +117,9 @@ MUTATIONS: dict[str, Callable[[Path, Path], None]] = {
     "no-encoder-table": _rewrite_json(lambda config: config.pop("encoder")),
     "import-path-type": _rewrite_json(lambda config: config.update(encoder={"type": "os.system"})),
     "bad-params": _rewrite_json(lambda config: config["encoder"].update(widths="x")),
+    "absurd-widths": _rewrite_json(lambda config: config["encoder"].update(widths=[1_000_000, 1_000_000])),
+    "a-hundred-thousand-layers": _rewrite_json(lambda config: config["encoder"].update(widths=[1] * 100_000)),
+    "another-encoders-config": _rewrite_json(lambda config: config["encoder"].update(widths=[8, 32])),
 }
 
 

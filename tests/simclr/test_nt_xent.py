@@ -9,15 +9,23 @@ L = 1/(2N) sum_k [l(2k, 2k+1) + l(2k+1, 2k)].
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 import contrastive_plugins.simclr.plugin as simclr_plugin
-from contrastive_core import RecipeError, Registry, build, get_plugin_manager
+from contrastive_core import RecipeError, Registry, build, get_plugin_manager, validate_recipe
 from contrastive_core.distributed import rank, world_size
+from contrastive_core.recipes import recipe_warnings
 from contrastive_plugins.simclr.nt_xent import NTXent, NTXentParams
+from tests.engine.recipes import tiny_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 BATCH_SIZES = (1, 2, 7, 32)
 DIMENSIONS = (1, 3, 128)
@@ -261,3 +269,24 @@ def test_built_from_a_params_dict(simclr_registry: Registry) -> None:
 def test_bad_params_are_recipe_errors(simclr_registry: Registry, params: dict, key: str) -> None:
     with pytest.raises(RecipeError, match=key):
         build("loss", params, registry=simclr_registry)
+
+
+def test_a_temperature_that_cannot_train_is_refused_and_an_unusual_one_is_warned(
+    simclr_registry: Registry,
+) -> None:
+    # 1e-9 once trained to a logged loss of 3.8e8: the logits (up to 1/tau) and the gradients explode.
+    with pytest.raises(RecipeError, match=r"temperature: too small to train with.*at least 0\.0001"):
+        build("loss", {"type": "nt_xent", "temperature": 1e-5}, registry=simclr_registry)
+    assert NTXentParams(temperature=1e-4).recipe_warnings()  # accepted, with a warning
+    for usual in (0.05, 0.1, 0.5, 1.0):
+        assert NTXentParams(temperature=usual).recipe_warnings() == []
+    (small,) = NTXentParams(temperature=0.001).recipe_warnings()
+    assert small.path == "temperature"
+    assert "0.001 is outside the usual range 0.05 to 1 (SimCLR uses 0.1 on ImageNet" in small.message
+    assert "1/0.001 = 1000" in small.message
+    (large,) = NTXentParams(temperature=3.0).recipe_warnings()
+    assert "barely tells the positive from the negatives" in large.message
+    # In a recipe the warning carries the section's path.
+    data = tomllib.loads(tiny_recipe(loss='type = "nt_xent"\ntemperature = 0.001'))
+    recipe = validate_recipe(data, registry=Registry.from_plugin_manager(get_plugin_manager()))
+    assert [warning.path for warning in recipe_warnings(recipe)] == ["loss.temperature"]

@@ -42,3 +42,19 @@ def test_a_training_mode_forward_pass_is_caught(registry):
         encoder(torch.rand(4, 1, 12, 12))
     with pytest.raises(EncoderChangedError, match="running_mean"):
         check.verify(encoder, "test")
+
+
+def test_nan_weights_are_not_taken_for_a_changed_encoder(registry):
+    # torch.equal counts NaN as differing from itself: an encoder that held NaN before the evaluation
+    # was once reported as changed by it ("a bug in the evaluation").
+    encoder = tiny(registry)
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.fill_(float("nan"))
+    check = FrozenEncoderCheck(encoder)
+    check.verify(encoder, "test")
+    name, parameter = next(iter(encoder.named_parameters()))
+    with torch.no_grad():
+        parameter.view(-1)[0] = 1.0  # a real change among the NaN is still caught
+    with pytest.raises(EncoderChangedError, match=name):
+        check.verify(encoder, "test")

@@ -8,8 +8,11 @@ from torchvision.io import decode_png, read_file
 from contrastive_core import cli
 from contrastive_core.engine import build_pipeline
 from contrastive_core.reports import PADDING
+from tests.datasets.crafted_images import png_with_too_little_image_data
+from tests.datasets.reference import FIXTURES as FIXTURES_ROOT
 from tests.datasets.reference import read_uint8_idx
 from tests.engine.recipes import FIXTURE, tiny_recipe
+from tests.reliability.processes import contrastive
 
 SIDE = 28  # Fashion-MNIST images and the tiny recipe's crops are 28x28
 
@@ -97,3 +100,30 @@ def test_unknown_split_is_reported_with_the_available_splits(tmp_path, capsys):
         "dataset 'fashion_mnist' has no split 'unlabeled'; its splits: train, test" in capsys.readouterr().err
     )
     assert not (tmp_path / "x.png").exists()
+
+
+def test_preview_names_a_png_that_crashed_the_decoder_or_skips_it(tmp_path):
+    """The PNG whose short image data made libpng end the process (issue 19); in a process of its own,
+    so that a regression fails this test instead of ending pytest."""
+    folder = tmp_path / "images" / "train" / "bag"
+    folder.mkdir(parents=True)
+    good = FIXTURES_ROOT / "image_folder" / "train" / "bag" / "00023.png"
+    for name in ("a.png", "c.png"):
+        (folder / name).write_bytes(good.read_bytes())
+    (folder / "b_short.png").write_bytes(png_with_too_little_image_data())
+    data = f'type = "image_folder"\nroot = "{tmp_path / "images"}"\nimage_size = 28'
+    text = tiny_recipe().replace(f'type = "fashion_mnist"\nroot = "{FIXTURE}"', data)
+    recipe = tmp_path / "images.toml"
+    recipe.write_text(text.replace("in_channels = 1", "in_channels = 3"))
+
+    out = tmp_path / "preview.png"
+    stopped = contrastive("preview", str(recipe), "--n", "3", "--out", str(out))
+    assert stopped.returncode == 2, stopped.stderr
+    said = " ".join(stopped.stderr.split())
+    assert f"error: {folder / 'b_short.png'}: not a readable image (the PNG image data is too short" in said
+    assert "Traceback" not in stopped.stderr and not out.exists()
+
+    recipe.write_text(recipe.read_text().replace("image_size = 28", 'image_size = 28\non_bad_image = "skip"'))
+    skipped = contrastive("preview", str(recipe), "--n", "3", "--out", str(out))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "b_short.png" in skipped.stderr and read_png(out).shape[0] == 3

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ...engine.benchmark import BenchmarkResult, BenchSettings, run_benchmark
 from ...recipes.recipe import load_recipe
@@ -90,7 +91,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {args.json}")
+        console.print(Text(f"wrote {args.json}"))
     return 0
 
 

@@ -61,7 +61,7 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
     if args.plot is not None:
         png = comparison_plot(runs, rows)
         write_atomic(args.plot, lambda file: file.write(png))
-        console.print(f"wrote {args.plot}")
+        console.print(Text(f"wrote {args.plot}"))
     return 0
 
 

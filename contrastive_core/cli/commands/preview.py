@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 from torchvision.io import write_png
 
 from ...engine.augmentation_pipeline import AugmentationPipeline, build_pipeline, build_view_pipeline
@@ -25,8 +26,16 @@ from ...recipes.recipe import load_recipe
 from ...recipes.view_groups import resolve_view_groups
 from ...registration.build import build
 from ...registration.registry import Registry
-from ...reports.image_grid import auto_scale, image_grid, to_display_uint8
-from ..arguments import add_overrides_argument, positive_int, registry_from_args
+from ...reports.image_grid import MAX_GRID_PIXELS, auto_scale, grid_shape, image_grid, to_display_uint8
+from ..arguments import add_overrides_argument, int_up_to, registry_from_args
+
+#: Bounds of --n, --views and --scale: a preview is for the eye, and each image and view is held in
+#: memory at once (as float32 views), so a mistyped 100000000 is a usage error, not a crash.
+MAX_IMAGES = 1024
+MAX_VIEWS = 64
+MAX_SCALE = 64
+#: The most images (dataset images and views together) one grid shows.
+MAX_CELLS = 2048
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,13 +47,18 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "drawn by the recipe's augmentation pipeline (the same code as training).",
     )
     preview.add_argument("recipe", type=Path, help="the recipe TOML file")
-    preview.add_argument("--n", type=positive_int, default=8, help="images (rows) to show (default: 8)")
+    preview.add_argument(
+        "--n",
+        type=int_up_to(MAX_IMAGES, "images"),
+        default=8,
+        help=f"images (rows) to show (default: 8, at most {MAX_IMAGES})",
+    )
     preview.add_argument(
         "--views",
-        type=positive_int,
+        type=int_up_to(MAX_VIEWS, "views"),
         default=4,
-        help="views of every image per view group of the method (default: 4); a group whose views have "
-        "lists of their own shows them in turn",
+        help=f"views of every image per view group of the method (default: 4, at most {MAX_VIEWS}); a "
+        "group whose views have lists of their own shows them in turn",
     )
     preview.add_argument(
         "--out",
@@ -58,8 +72,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     preview.add_argument(
         "--scale",
-        type=positive_int,
-        help="enlarge every image this many times (default: enough for cells of at least 96 pixels)",
+        type=int_up_to(MAX_SCALE, "times"),
+        help="enlarge every image this many times (default: enough for cells of at least 96 pixels; at "
+        f"most {MAX_SCALE})",
     )
     add_overrides_argument(preview, "augmentations[0].scale=[0.2,1.0]")
     preview.set_defaults(handler=run_preview)
@@ -74,6 +89,12 @@ def run_preview(args: argparse.Namespace, console: Console) -> int:
     # Fused or op by op, as the pretrain stage builds it (the two draw the same views up to rounding).
     fused = getattr(pretrain, "fused_augmentations", True)
     groups = resolve_view_groups(recipe, registry) if recipe.method is not None else []
+    columns = 1 + max(len(groups), 1) * args.views
+    if len(images) * columns > MAX_CELLS:
+        raise ContrastiveError(
+            f"the preview would show {len(images)} images x {columns} columns (each image and its views) = "
+            f"{len(images) * columns} pictures, more than {MAX_CELLS}: lower --n or --views"
+        )
     generator = torch.Generator().manual_seed(recipe.run.seed)
     views: list[torch.Tensor] = []
     with torch.no_grad():
@@ -96,14 +117,26 @@ def run_preview(args: argparse.Namespace, console: Console) -> int:
     side = max(max(view.shape[-2:]) for view in views)
     views = [view if max(view.shape[-2:]) == side else enlarged(view, side) for view in views]
     rows = [[images[index], *(view[index] for view in views)] for index in range(len(images))]
-    grid = image_grid(rows, scale=args.scale or auto_scale(rows))
+    scale = args.scale or auto_scale(rows)
+    _, height, width = grid_shape(rows, scale)
+    if height * width > MAX_GRID_PIXELS:  # checked before the picture is allocated
+        raise ContrastiveError(
+            f"the preview would be {width} x {height} pixels (--scale {scale}), more than {MAX_GRID_PIXELS:,}: "
+            "lower --scale, --n or --views"
+        )
+    grid = image_grid(rows, scale=scale)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_png(grid, str(args.out))
+    # Text, not markup: "[[augmentations]]", a path or a split name in brackets would be swallowed.
     if not recipe.augmentations and not recipe.views:
-        console.print("[yellow]the recipe has no [[augmentations]]: every view equals its image[/yellow]")
+        console.print(
+            Text("the recipe has no [[augmentations]]: every view equals its image", style="yellow")
+        )
     console.print(
-        f"wrote {args.out} ({len(images)} images from {recipe.data.type} '{split}', each followed by "
-        f"{len(views)} views; {grid.shape[2]}x{grid.shape[1]} pixels)"
+        Text(
+            f"wrote {args.out} ({len(images)} images from {recipe.data.type} '{split}', each followed by "
+            f"{len(views)} views; {grid.shape[2]}x{grid.shape[1]} pixels)"
+        )
     )
     return 0
 

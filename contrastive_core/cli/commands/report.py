@@ -33,5 +33,5 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
         args.run_dir,
         lambda problem: console.print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True),
     )
-    console.print(f"wrote {path}")
+    console.print(Text(f"wrote {path}"))
     return 0
