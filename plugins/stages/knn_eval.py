@@ -45,11 +45,14 @@ def weighted_knn_votes(
 ) -> torch.Tensor:
     """Class votes (B, C) of queries (B, d) from the k nearest of bank (N, d) with labels (N,).
 
-    Both feature sets must be L2-normalised, so ``queries @ bank.T`` are cosine similarities.
+    Both feature sets must be L2-normalised, so ``queries @ bank.T`` are cosine similarities. Each
+    query's votes are ``exp((s_i - s_max) / T)`` summed per class: the plain ``exp(s_i / T)`` scaled by
+    ``exp(-s_max / T)``, the same for every class of that query, so the ranking of its classes is the
+    plain vote's, and the weights stay in (0, 1] instead of overflowing float32 once T < 1/88.
     """
     similarities = queries @ bank.T  # (B, N)
-    top_similarities, top_indices = similarities.topk(min(k, bank.shape[0]), dim=1)  # (B, k)
-    weights = (top_similarities / temperature).exp()
+    top_similarities, top_indices = similarities.topk(min(k, bank.shape[0]), dim=1)  # (B, k), sorted
+    weights = ((top_similarities - top_similarities[:, :1]) / temperature).exp()
     votes = torch.zeros(queries.shape[0], num_classes, device=queries.device, dtype=weights.dtype)
     return votes.scatter_add_(1, bank_labels[top_indices], weights)
 

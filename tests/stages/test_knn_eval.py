@@ -40,7 +40,31 @@ def test_votes_match_the_plain_vote_exactly():
         expected = plain_knn_votes(
             bank.double().numpy(), bank_labels.numpy(), queries.double().numpy(), 4, k, temperature
         )
-        np.testing.assert_allclose(votes.double().numpy(), expected, rtol=1e-4)
+        # Equal up to one factor per query (exp(-s_max / T)), which changes no ranking.
+        ours = votes.double().numpy()
+        np.testing.assert_allclose(
+            ours / ours.sum(1, keepdims=True), expected / expected.sum(1, keepdims=True), rtol=1e-4
+        )
+
+
+def test_a_small_temperature_does_not_overflow_the_votes():
+    generator = torch.Generator().manual_seed(2)
+    bank, queries = torch.randn(50, 8, generator=generator), torch.randn(20, 8, generator=generator)
+    bank_labels = torch.randint(0, 5, (50,), generator=generator)
+    temperature = 0.005  # exp(1 / 0.005) = exp(200) is inf in float32
+    votes = weighted_knn_votes(
+        F.normalize(queries, dim=1), F.normalize(bank, dim=1), bank_labels, 5, 10, temperature
+    )
+    assert torch.isfinite(votes).all() and (votes.amax(dim=1) >= 1).all()
+    # The class order is the float64 plain vote's at the same temperature (computed in logs there).
+    similarities = F.normalize(queries.double(), dim=1) @ F.normalize(bank.double(), dim=1).T
+    top, indices = similarities.topk(10, dim=1)
+    log_votes = torch.full((20, 5), -torch.inf, dtype=torch.float64)
+    for query in range(20):
+        for value, index in zip(top[query], indices[query], strict=True):
+            label = int(bank_labels[index])
+            log_votes[query, label] = torch.logaddexp(log_votes[query, label], value / temperature)
+    assert torch.equal(votes.argmax(dim=1), log_votes.argmax(dim=1))
 
 
 def test_query_batching_and_large_k_do_not_change_the_result():
