@@ -16,7 +16,7 @@ The construction is bounded too: while it runs, module registration hooks add up
 modules it registers and stop it once they exceed what the weights file can account for (see
 :data:`BYTES_PER_ELEMENT`), so a config asking for a million layers costs no more than its weights
 justify. An encoder that cannot be built on the meta device (one that reads a tensor's values while
-it is built, as the ViT does) is built for real instead, and then every tensor the construction
+it is built, as a third-party encoder may) is built for real instead, and then every tensor the construction
 allocates is also counted, from a meta-device run of the same operation, before it is allocated.
 """
 
@@ -37,8 +37,8 @@ from ..components.encoder import Encoder
 from ..errors import ContrastiveError
 
 #: Bytes the construction may register or allocate per element of the weights file's tensors: a
-#: float32 encoder registers 4, float64 8, and building the ViT for real allocates about 7 (its
-#: initialisation makes temporary masks as large as the weights), so 16 leaves room without letting a
+#: float32 encoder registers 4, float64 8, and building one for real can allocate about 7 (the ViT's
+#: truncated-normal initialisation makes temporary masks as large as the weights), so 16 leaves room without letting a
 #: config ask for more than a small multiple of its weights.
 BYTES_PER_ELEMENT = 16
 

@@ -140,7 +140,9 @@ class VisionTransformer(Encoder):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + side * side, embed_dim))
         # Stochastic depth decay rule (DeiT, DINO): 0 at the first block, drop_path_rate at the last.
-        rates = torch.linspace(0, params.drop_path_rate, depth).tolist()
+        # Host floats, not torch.linspace(...).tolist(): reading tensor values would keep the encoder from
+        # being built on the meta device (load_encoder checks an exported config there first).
+        rates = [params.drop_path_rate * block / max(depth - 1, 1) for block in range(depth)]
         self.blocks = nn.Sequential(
             *(
                 TransformerBlock(
