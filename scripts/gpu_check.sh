@@ -6,6 +6,8 @@
 #   main       `contrastive bench` at the issue's two settings, synthetic uint8 images held on the GPU:
 #              ResNet-50 at 224 px (256-px sources), 512 views, bf16 + channels_last (recipes/simclr_r50.toml)
 #              ResNet-18 CIFAR stem at 32 px, 1024 views, bf16 + channels_last      (recipes/simclr_cifar10_r18.toml)
+#   caching    the largest ResNet-50 batch at 224 px that trains on the GPU, without and with gradient caching
+#              (micro_batch_size = 256), and its time per step (scripts/largest_batch.py);
 #   profile    the fused augmentations kernel by kernel at the ResNet-50 setting (scripts/profile_augmentations.py);
 #   anchor     ../shared/anchors/gpu_anchor.py, so the anchors' numbers come from the same run and card;
 #   jpeg       image-folder loading at the ResNet-50 setting, on a folder of real-photo JPEGs
@@ -117,7 +119,7 @@ fi
 R50=recipes/simclr_r50.toml
 R18=recipes/simclr_cifar10_r18.toml
 # GPU_CHECK_STEPS picks and orders the steps (default: all, the main figures first).
-steps=" ${GPU_CHECK_STEPS:-tests main profile anchor jpeg precision reference compiled} "
+steps=" ${GPU_CHECK_STEPS:-tests main caching profile anchor jpeg precision reference compiled} "
 has() { [[ $steps == *" $1 "* ]]; }
 
 if has tests; then
@@ -133,6 +135,16 @@ if has main; then
     # The full step against the bare encoder step at the issue's two settings, as the recipes run them.
     bench r50_fused "$R50" "$R50_BATCH" 45 --synthetic-images "$R50_IMAGES" "${R50_SET[@]}"
     bench r18_fused "$R18" "$R18_BATCH" 40 --synthetic-images "$R18_IMAGES"
+fi
+if has caching; then
+    # Doubling batches until out of memory, without and with micro-batches of 256 (issue 17's GPU figure).
+    if ((SMOKE)); then
+        run_step "largest batch (smoke)" 120 $PY scripts/largest_batch.py "$R50" --images "$R50_IMAGES" \
+            --start 4 --limit 8 --micro 2 --set run.device=cpu --set run.precision=no "${R50_SET[@]}"
+    else
+        run_step "largest batch (ResNet-50, 224 px)" 240 $PY scripts/largest_batch.py "$R50" --images "$R50_IMAGES" \
+            --start 512 --limit 32768 --micro 256
+    fi
 fi
 if has profile; then
     # Kernel by kernel: where the fused augmentations spend their time, in float32 and float16.

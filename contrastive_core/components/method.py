@@ -11,7 +11,10 @@ so a single ``state_dict`` checkpoints all of it and resume is exact:
   ``global x 2 + local x 8``), each made by one augmentation pipeline from the recipe;
 * **its objective**: ``forward(views, progress) -> MethodOutput(loss, metrics)``, device tensors only,
   with ``progress`` (:class:`StepProgress`) holding host-side step counts so schedules (an EMA momentum
-  0.996 -> 1, a teacher temperature) cost nothing on the device;
+  0.996 -> 1, a teacher temperature) cost nothing on the device. Written split, as every built-in
+  method is (:meth:`Method.embed` the trained networks' outputs per image, :meth:`Method.embed_targets`
+  those of networks without gradient, :meth:`Method.objective` the loss of the whole batch), it also
+  trains by gradient caching (:mod:`contrastive_core.engine.gradient_cache`);
 * **what the optimizer trains** (:meth:`Method.trainable`: targets excluded), **what moves after the
   optimizer step** (:meth:`Method.momentum_updates`), **what stays frozen for the first steps**
   (:meth:`Method.frozen_parts`) and **which encoder is exported and evaluated**
@@ -28,7 +31,6 @@ the method itself, from all-gathered or all-reduced values (:mod:`contrastive_co
 from __future__ import annotations
 
 import re
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -149,6 +151,8 @@ class Method(Component, nn.Module):
         names = [group.name for group in cls.views]
         if len(set(names)) != len(names):
             return f"{cls.__qualname__}.views names a group twice: {', '.join(names)}"
+        if cls.forward is Method.forward and not cls.splits_forward():
+            return f"{cls.__qualname__} must override forward, or embed and objective"
         if "model.predictor" in cls.requires and "model.head" not in cls.requires:
             return f"{cls.__qualname__}.requires names 'model.predictor' without 'model.head' (the predictor sits on the head)"
         unknown = [section for section in cls.requires if section not in cls.OPTIONAL_SECTIONS]
@@ -174,12 +178,57 @@ class Method(Component, nn.Module):
         self.params = params
         self.encoder = parts.encoder
 
-    @abstractmethod
     def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
         """``views[group]``: (count * B, C, H, W) float views per :attr:`views` group -> the loss and metrics.
 
-        Called inside the run's autocast context; issue no host-device synchronisation here.
+        Called inside the run's autocast context; issue no host-device synchronisation here. A method
+        overrides either this or the split into :meth:`embed`, :meth:`embed_targets` and
+        :meth:`objective`, which this default runs in that order (and which gradient caching needs).
         """
+        if not type(self).splits_forward():
+            raise NotImplementedError(
+                f"method {type(self).__qualname__} overrides neither forward nor embed and objective"
+            )
+        embeddings = dict(self.embed(views, progress))
+        with torch.no_grad():
+            targets = self.embed_targets(views, progress)
+        return self.objective(merge_embeddings(embeddings, targets, type(self)), progress)
+
+    # --- the split forward: embeddings of the views, then the loss of the embeddings -------------------
+    # Gradient caching (Gao et al. 2021, arXiv:2101.06983; ``micro_batch_size`` of the pretrain stage)
+    # runs ``embed`` on micro-batches of images twice (without, then with a graph), ``embed_targets``
+    # once, and ``objective`` once on the whole batch, so the loss sees every negative of the batch.
+
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> Mapping[str, torch.Tensor]:
+        """The outputs of the networks trained by gradient, per view of every image.
+
+        ``views`` as in :meth:`forward`, for a batch of b images. Returns name -> ``(k * b, ...)`` tensors
+        in view-major order (row ``v * b + i``: view v of image i; k may differ between entries), each
+        depending on its own image's rows only (BatchNorm aside: see the pretrain stage's
+        ``micro_batch_norm``). Everything else (losses, queues, centres, statistics over the batch)
+        belongs to :meth:`objective`.
+        """
+        raise NotImplementedError(f"method {type(self).__qualname__} does not split its forward")
+
+    def embed_targets(
+        self, views: Mapping[str, torch.Tensor], progress: StepProgress
+    ) -> Mapping[str, torch.Tensor]:
+        """The outputs of networks that get no gradient (momentum targets, teachers), laid out as
+        :meth:`embed`'s, with names of their own; run once per step under ``torch.no_grad()``.
+        Default: none."""
+        return {}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        """The loss and metrics of the whole batch from :meth:`embed`'s and :meth:`embed_targets`'s outputs
+        (one mapping), under the run's autocast. Parameters used here (SwAV's prototypes) are trained
+        directly; state updates (queues, centres) happen here, once per step."""
+        raise NotImplementedError(f"method {type(self).__qualname__} does not split its forward")
+
+    @classmethod
+    def splits_forward(cls) -> bool:
+        """Whether the class implements :meth:`embed` and :meth:`objective` (so it can use gradient
+        caching); the engine checks this when a recipe sets ``micro_batch_size``."""
+        return cls.embed is not Method.embed and cls.objective is not Method.objective
 
     def trainable(self) -> nn.Module:
         """The module whose parameters the optimizer trains; its parameter order is the optimizer's.
@@ -233,3 +282,15 @@ class _Without(nn.Module):
                 self.add_module(name, child)
         for name, parameter in method.named_parameters(recurse=False):
             self.register_parameter(name, parameter)
+
+
+def merge_embeddings(
+    embeddings: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], method: type
+) -> dict[str, torch.Tensor]:
+    """``embeddings | targets``; a :class:`ValueError` naming ``method`` if both use a name."""
+    shared = embeddings.keys() & targets.keys()
+    if shared:
+        raise ValueError(
+            f"method {method.__qualname__}: embed and embed_targets both return {', '.join(sorted(shared))}"
+        )
+    return {**embeddings, **targets}

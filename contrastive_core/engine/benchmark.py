@@ -54,6 +54,7 @@ from ..registration.build import build
 from ..registration.registry import Registry
 from .accelerator import get_accelerator
 from .file_batches import DeviceDecodable
+from .peak_memory import PeakMemory
 from .random_state import augmentation_generator
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
 from .training_parts import build_training_parts, training_stage
@@ -87,6 +88,11 @@ class Measurement:
     seconds_per_step: float
     views_per_step: int
     round_seconds: list[float]
+    peak_memory_bytes: int | None = None
+    """The highest memory over the part's rounds: CUDA ``max_memory_allocated``, CPU the process's peak
+    resident set (:mod:`.peak_memory`); None where it cannot be measured."""
+    memory_rise_bytes: int | None = None
+    """The most the part added above the memory in use when its round started (its working memory)."""
 
     @property
     def views_per_s(self) -> float:
@@ -207,6 +213,8 @@ def run_benchmark(
         channels_last=stage.channels_last,
         grad_clip_norm=stage.grad_clip_norm,
         grad_clip_per_parameter=getattr(stage, "grad_clip_per_parameter", False),
+        micro_batch_size=getattr(stage, "micro_batch_size", None),
+        micro_batch_norm=getattr(stage, "micro_batch_norm", "per_micro_batch"),
     )
     total_steps = stage.epochs * order.steps_per_epoch
     progress = StepProgress(
@@ -254,6 +262,7 @@ def run_benchmark(
         ),
     }
     loader_fed = isinstance(source, LoaderBatches)
+    peaks: dict[str, list[tuple[int | None, int | None]]] = {}
     timings = time_interleaved(
         {name: part.step for name, part in timed.items() if not (loader_fed and name == "data")},
         warmup=settings.warmup,
@@ -261,6 +270,7 @@ def run_benchmark(
         rounds=settings.rounds,
         device=device,
         report=report,
+        peaks=peaks,
     )
     batches.close()  # stops the loader's workers (and a decoding thread) before anything else runs
     if loader_fed:
@@ -294,17 +304,24 @@ def run_benchmark(
             "augmentation_dtype": str(first_views.dtype).removeprefix("torch."),
             "optimizer": recipe.optimizer.type,
             "loss": recipe.loss.type if recipe.loss is not None else None,
+            "micro_batch_size": getattr(stage, "micro_batch_size", None),
+            "micro_batch_norm": getattr(stage, "micro_batch_norm", None),
             "torch_threads": torch.get_num_threads(),
         },
     )
-    if device.type == "cuda":
-        result.settings["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     for name, part in timed.items():
         rounds = timings[name]
+        peak = _highest([p for p, _ in peaks.get(name, [])])
+        rise = _highest([r for _, r in peaks.get(name, [])])
         result.measurements[name] = Measurement(
-            name, part.description, statistics.median(rounds), views, rounds
+            name, part.description, statistics.median(rounds), views, rounds, peak, rise
         )
     return result
+
+
+def _highest(values: list[int | None]) -> int | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
 
 
 def _loss_part(
@@ -333,12 +350,16 @@ def time_interleaved(
     rounds: int,
     device: torch.device,
     report: Callable[[str], None] = lambda line: None,
+    peaks: dict[str, list[tuple[int | None, int | None]]] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of each part in each round (see the module docstring for the scheme).
 
     Each part runs ``warmup`` untimed steps, then ``steps`` timed steps spread over ``rounds`` rounds
-    (at least one step per round) that visit the parts in turn.
+    (at least one step per round) that visit the parts in turn. With ``peaks``, each round of a part
+    also appends (peak bytes, rise in bytes) to ``peaks[name]`` (:class:`.peak_memory.PeakMemory`,
+    reset before the round's clock starts and read after it stops).
     """
+    memory = PeakMemory(device) if peaks is not None else None
     for name, step in parts.items():
         report(f"warming up {name} ({warmup} steps)")
         for _ in range(warmup):
@@ -350,11 +371,15 @@ def time_interleaved(
         report(f"round {index + 1} of {rounds}: {count} step{'s' if count > 1 else ''} of each part")
         for name, step in parts.items():
             synchronize(device)
+            if memory is not None:
+                memory.reset()
             start = time.perf_counter()
             for _ in range(count):
                 step()
             synchronize(device)
             seconds[name].append((time.perf_counter() - start) / count)
+            if memory is not None and peaks is not None:
+                peaks.setdefault(name, []).append((memory.peak(), memory.rise))
     return seconds
 
 

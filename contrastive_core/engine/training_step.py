@@ -4,7 +4,8 @@ The step of every method, in the order of the papers' algorithms (SimCLR, Chen e
 1; BYOL, Grill et al. 2020, Algorithm 1; DINO, Caron et al. 2021, Algorithm 1):
 
 1. make each view group's views of the uint8 batch on the device (one batched transform per group);
-2. the method's forward: its networks on the views and its loss;
+2. the method's forward: its networks on the views and its loss (with ``micro_batch_size``: by gradient
+   caching, :mod:`.gradient_cache`, which also does the backward);
 3. backward; cancel the gradients of parts still frozen; clip; the optimizer step; the schedule;
 4. move the momentum targets towards the online networks.
 
@@ -23,8 +24,10 @@ import torch
 from torch import nn
 
 from ..components.method import Method, MethodOutput, StepProgress
-from ..errors import ContrastiveError
 from .augmentation_pipeline import AugmentationPipeline
+from .gradient_cache import GradientCache
+from .method_output_check import check_method_loss
+from .micro_batch_norm import MicroBatchNorm
 
 
 @dataclass
@@ -37,7 +40,10 @@ class TrainingStep:
     are drawn from; ``channels_last`` converts the views to the memory format of a channels-last model;
     ``grad_clip_norm`` clips the global gradient norm of the trained parameters before the update, or
     with ``grad_clip_per_parameter`` each parameter's gradient norm on its own (DINO's reference code).
-    ``progress`` counts the steps done before this one. Returns the method's output, detached.
+    ``micro_batch_size`` (images per process) runs the method's forward and backward by gradient caching
+    (:mod:`.gradient_cache`, BatchNorm per ``micro_batch_norm``): the same loss over the whole batch with
+    the activation memory of a micro-batch. ``progress`` counts the steps done before this one. Returns
+    the method's output, detached.
     """
 
     views: Mapping[str, AugmentationPipeline]
@@ -50,9 +56,17 @@ class TrainingStep:
     channels_last: bool = False
     grad_clip_norm: float | None = None
     grad_clip_per_parameter: bool = False
+    micro_batch_size: int | None = None
+    micro_batch_norm: MicroBatchNorm = "per_micro_batch"
 
     def __post_init__(self) -> None:
         self._trained = [p for p in self.unwrapped.trainable().parameters()]
+        self._cache = None
+        if self.micro_batch_size is not None:
+            counts = {name: pipeline.view_count for name, pipeline in self.views.items()}
+            self._cache = GradientCache(
+                self.unwrapped, self.micro_batch_size, counts, self.accelerator, self.micro_batch_norm
+            )
         self._frozen: list | None = None  # built at the first step, which knows the epoch's length
         self._loss_checked = False
 
@@ -69,12 +83,15 @@ class TrainingStep:
 
     def __call__(self, images: torch.Tensor, progress: StepProgress) -> MethodOutput:
         views = self.make_views(images)
-        with self.accelerator.autocast():
-            output = self.method(views, progress)
-        if not self._loss_checked:  # once: from the tensor's metadata, which needs no host sync
-            check_method_loss(output, self.unwrapped)
-            self._loss_checked = True
-        self.accelerator.backward(output.loss)
+        if self._cache is not None:  # gradient caching: forward and backward in micro-batches
+            output = self._cache(views, progress)
+        else:
+            with self.accelerator.autocast():
+                output = self.method(views, progress)
+            if not self._loss_checked:  # once: from the tensor's metadata, which needs no host sync
+                check_method_loss(output, self.unwrapped)
+                self._loss_checked = True
+            self.accelerator.backward(output.loss)
         if self._frozen is None:
             self._frozen = list(self.unwrapped.frozen_parts(progress.steps_per_epoch))
         for part in self._frozen:
@@ -109,34 +126,3 @@ def clip_each_gradient(parameters: list[torch.Tensor], max_norm: float) -> None:
         torch._foreach_mul_(factors, max_norm)
         torch._foreach_clamp_max_(factors, 1.0)
         torch._foreach_mul_(gradients, factors)
-
-
-def check_method_loss(output: Any, method: Method) -> None:
-    """What ``method.forward`` returned is a ``MethodOutput`` whose loss is a 0-d floating tensor with a
-    gradient; otherwise a :class:`ContrastiveError` naming the method and its ``[loss]`` component."""
-    name = f"method {type(method).name!r}"
-    loss_component = getattr(method, "loss", None)
-    if isinstance(loss_component, nn.Module) and hasattr(type(loss_component), "name"):
-        name += f" (with loss {type(loss_component).name!r})"
-    if not isinstance(output, MethodOutput):
-        raise ContrastiveError(
-            f"{name} returned {type(output).__name__} from forward, not a MethodOutput(loss, metrics)"
-        )
-    loss = output.loss
-    if not isinstance(loss, torch.Tensor):
-        raise ContrastiveError(
-            f"{name} returned a loss of type {type(loss).__name__}; it must be a 0-d tensor"
-        )
-    if loss.ndim != 0:
-        raise ContrastiveError(
-            f"{name} returned a loss of shape {tuple(loss.shape)}; it must be 0-d (reduce it, e.g. with .mean())"
-        )
-    if not loss.is_floating_point():
-        raise ContrastiveError(
-            f"{name} returned a loss of dtype {loss.dtype}; it must be a floating-point tensor"
-        )
-    if not loss.requires_grad:
-        raise ContrastiveError(
-            f"{name} returned a loss without a gradient (detached, or computed under torch.no_grad()); "
-            "training on it would change nothing"
-        )

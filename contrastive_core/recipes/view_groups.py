@@ -57,6 +57,15 @@ def method_problems(recipe: BaseModel, registry: Registry) -> list[Problem]:
             problems.append(Problem(section, f"missing; method {method.name!r} needs [{section}]"))
         elif section not in method.requires and present:
             problems.append(Problem(section, f"method {method.name!r} does not use [{section}]; remove it"))
+    for index, stage in enumerate(getattr(recipe, "stages", None) or []):
+        if getattr(stage, "micro_batch_size", None) is not None and not method.splits_forward():
+            problems.append(
+                Problem(
+                    f"stages[{index}].micro_batch_size",
+                    f"method {method.name!r} overrides forward instead of splitting it into embed and "
+                    "objective, so it cannot use gradient caching; remove micro_batch_size",
+                )
+            )
     try:
         resolve_view_groups(recipe, registry)
     except RecipeError as error:

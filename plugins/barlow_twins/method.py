@@ -40,7 +40,7 @@ class BarlowTwinsParams(ComponentParams):
 class BarlowTwins(Method):
     """Barlow Twins: the cross-correlation of the two views' projections pulled towards the identity.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image i.
+    ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image i.
     """
 
     name: ClassVar[str] = "barlow_twins"
@@ -52,12 +52,15 @@ class BarlowTwins(Method):
         super().__init__(params, parts)
         self.head = parts.head
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"projections": (2B, d)}``: rows i and B + i the projections of image i's two views."""
         first, second = views["global"].chunk(2)  # (B, C, H, W) each, row i of both is image i
         # One pass per view, as the reference code does, so the BatchNorm layers of f and g normalise
         # each view with its own batch statistics (one pass over 2B rows would mix the two views').
-        z_a = self.head(self.encoder(first))  # (B, d)
-        z_b = self.head(self.encoder(second))  # (B, d)
+        return {"projections": torch.cat([self.head(self.encoder(first)), self.head(self.encoder(second))])}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        z_a, z_b = embeddings["projections"].chunk(2)  # (B, d) each
         # The networks run in the run's mixed precision, the loss in float32 outside it: a d x d
         # cross-correlation (d = 8192) summed over the batch needs more than bf16's 8 significant bits.
         with torch.autocast(device_type=z_a.device.type, enabled=False):

@@ -43,7 +43,7 @@ class BYOLParams(ComponentParams):
 class BYOL(Method):
     """BYOL: online q(g(f(x))) predicts the EMA target g'(f'(x')) of the other view, both view orders.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image
+    ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image
     i. Each view runs through the networks on its own, as in the paper's implementation, so that batch
     normalisation statistics are those of one view's batch.
     """
@@ -61,11 +61,24 @@ class BYOL(Method):
         # as a submodule, so each online layer is saved once in the method's state.
         self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"predictions": (2B, D)}``: q(g(f(x))) of each view, rows i and B + i image i's two views."""
         view_a, view_b = views["global"].chunk(2)  # two (B, C, H, W) views, row i of each of image i
-        prediction_a = self.predictor(self.head(self.encoder(view_a)))  # (B, D)
-        prediction_b = self.predictor(self.head(self.encoder(view_b)))
-        target_a, target_b = self.target(view_a), self.target(view_b)  # (B, D), no gradient
+        return {
+            "predictions": torch.cat(
+                [self.predictor(self.head(self.encoder(view))) for view in (view_a, view_b)]
+            )
+        }
+
+    def embed_targets(
+        self, views: Mapping[str, torch.Tensor], progress: StepProgress
+    ) -> dict[str, torch.Tensor]:
+        """``{"targets": (2B, D)}``: the EMA target g'(f'(x)) of each view, laid out as the predictions."""
+        return {"targets": torch.cat([self.target(view) for view in views["global"].chunk(2)])}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        prediction_a, prediction_b = embeddings["predictions"].chunk(2)  # (B, D) each
+        target_a, target_b = embeddings["targets"].chunk(2)
         # The cosine needs more precision than bf16 (as SimCLR's loss does): at least float32.
         with torch.autocast(device_type=prediction_a.device.type, enabled=False):
             loss = symmetric_regression_loss(

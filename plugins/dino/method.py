@@ -85,7 +85,7 @@ class DINOParams(ComponentParams):
 class DINO(Method):
     """DINO: the student on every view matches the centred, sharpened EMA teacher on the global views.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)`` (rows i and B + i: image i) and the
+    ``views["global"]`` is ``(2B, C, H, W)`` (rows i and B + i: image i) and the
     optional ``views["local"]`` is ``(VB, C, h, w)``, smaller crops of the same images in the same order.
     ``[model.head]`` is the head of both networks, normally a ``dino_head``.
     """
@@ -117,13 +117,21 @@ class DINO(Method):
             self.params.warmup_teacher_temperature, self.params.teacher_temperature, progress.step, warmup
         )
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
-        global_views = views["global"]
-        batch = global_views.shape[0] // GLOBAL_VIEWS
-        groups = [global_views] + ([views["local"]] if "local" in views else [])
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"student": (V B, K)}``: the student's outputs, global views then local ones, view-major."""
+        groups = [views["global"]] + ([views["local"]] if "local" in views else [])
         # The student: its encoder once per resolution group, its head once on every view.
-        student = self.head(torch.cat([self.encoder(group) for group in groups]))  # (V B, K)
-        teacher = self.teacher(global_views)  # (2 B, K), no gradient
+        return {"student": self.head(torch.cat([self.encoder(group) for group in groups]))}
+
+    def embed_targets(
+        self, views: Mapping[str, torch.Tensor], progress: StepProgress
+    ) -> dict[str, torch.Tensor]:
+        """``{"teacher": (2 B, K)}``: the teacher's outputs on the two global views only."""
+        return {"teacher": self.teacher(views["global"])}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        student, teacher = embeddings["student"], embeddings["teacher"]
+        batch = teacher.shape[0] // GLOBAL_VIEWS
         # Softmaxes over 65,536 logits at temperatures of 0.04-0.1 need float32 at least.
         with torch.autocast(device_type=student.device.type, enabled=False):
             student, teacher = at_least_float32(student), at_least_float32(teacher)

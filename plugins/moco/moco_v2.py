@@ -95,8 +95,7 @@ class MoCoV2Params(ComponentParams):
 class MoCoV2(Method):
     """MoCo v2: InfoNCE of q = g(f(x1)) against the EMA key g'(f'(x2)) and a queue of K earlier keys.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image
-    i. Each view runs through the networks on its own (B rows per pass), as in the paper's
+    ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image i. Each view runs through the networks on its own (B rows per pass), as in the paper's
     implementation, so that batch-norm statistics are those of one view's batch.
     """
 
@@ -115,35 +114,54 @@ class MoCoV2(Method):
         self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))
         self.queue = GlobalQueue(params.queue_size, parts.head.out_dim)
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"queries": (V B, d)}``: g(f(x)) of view 1 (and of view 2 with ``symmetric``: V = 2)."""
         first, second = views["global"].chunk(2)  # two (B, C, H, W) views, row i of each of image i
+        queried = (first, second) if self.params.symmetric else (first,)
+        return {"queries": torch.cat([self.head(self.encoder(view)) for view in queried])}
+
+    def embed_targets(
+        self, views: Mapping[str, torch.Tensor], progress: StepProgress
+    ) -> dict[str, torch.Tensor]:
+        """``{"keys": (V B, d)}``: unit keys of view 2 (then of view 1 with ``symmetric``), the positives of
+        the queries row by row, from the momentum encoder run on a shuffled regrouping of the global batch
+        when ``shuffle_bn``."""
+        first, second = views["global"].chunk(2)
         # The same permutations on every process: a host generator seeded from the step.
         generator = torch.Generator().manual_seed(SHUFFLE_SEED + progress.step)
-        query = self.head(self.encoder(first))  # (B, d), view 1 as query
-        key, keys = self._keys(second, generator)  # (B, d) positives, (W B, d) for the queue
-        if self.params.symmetric:
-            swapped_query = self.head(self.encoder(second))
-            swapped_key, swapped_keys = self._keys(first, generator)
+        keyed = (second, first) if self.params.symmetric else (second,)
+        return {"keys": torch.cat([self._keys(view, generator) for view in keyed])}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        queries, keys = embeddings["queries"], embeddings["keys"]  # (V B, d) each, row by row positives
+        pairs = 2 if self.params.symmetric else 1
         # Snapshot of the negatives: the enqueue below writes the buffer in place, and the backward
         # reads the keys the logits were computed with.
         negatives = self.queue.keys.clone()
         filled = self.queue.fill  # read by a comparison in the forward only: no snapshot needed
         temperature = self.params.temperature
-        loss = queue_info_nce(query, key, negatives, filled, temperature)
-        if self.params.symmetric:
-            loss = (loss + queue_info_nce(swapped_query, swapped_key, negatives, filled, temperature)) / 2
-            keys = torch.cat([keys, swapped_keys])
-        # After the loss: this step's keys are negatives from the next step on, never their own.
-        self.queue.enqueue_gathered(keys)
+        loss = (
+            sum(
+                queue_info_nce(query, key, negatives, filled, temperature)
+                for query, key in zip(queries.chunk(pairs), keys.chunk(pairs), strict=True)
+            )
+            / pairs
+        )
+        # After the loss: this step's keys are negatives from the next step on, never their own. The
+        # queue receives the global batch's keys of each keyed view in turn, each in rank order.
+        with torch.no_grad():
+            everyone = gather_with_grad(keys.detach())  # (W V B, d): process r's V B rows together
+            dim = everyone.shape[-1]
+            batch = keys.shape[0] // pairs
+            by_view = everyone.view(-1, pairs, batch, dim).transpose(0, 1).reshape(-1, dim)
+        self.queue.enqueue_gathered(by_view)
         return MethodOutput(loss, {"queue_fill": self.queue.fill.float() / self.queue.size})
 
-    def _keys(self, images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit keys of ``images`` (B, C, H, W): ``(B, d)`` this process's, ``(W B, d)`` the global batch's."""
+    def _keys(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Unit keys ``(B, d)`` of this process's ``images`` (B, C, H, W), without gradient."""
         if self.params.shuffle_bn:
-            return shuffled_keys(self._key_network, images, generator)
-        local = self._key_network(images)
-        with torch.no_grad():
-            return local, gather_with_grad(local)  # the identity on one process
+            return shuffled_keys(self._key_network, images, generator)[0]
+        return self._key_network(images)
 
     def _key_network(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, d) unit-norm keys of the momentum encoder (at least float32), without gradient."""

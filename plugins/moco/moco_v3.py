@@ -64,7 +64,7 @@ class MoCoV3Params(ComponentParams):
 class MoCoV3(Method):
     """MoCo v3: ctr(h(g(f(x1))), g'(f'(x2))) + ctr(h(g(f(x2))), g'(f'(x1))), negatives from the global batch.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image
+    ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image
     i. Each view runs through the networks on its own (B rows per pass), as in the paper's
     implementation, so that batch-norm statistics are those of one view's batch.
     """
@@ -84,11 +84,22 @@ class MoCoV3(Method):
         # copy: it is not kept as a submodule, so each online layer is saved once in the method's state.
         self.target = MomentumTarget(nn.Sequential(self.encoder, self.head))
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"queries": (2B, d)}``: q(g(f(x))) of each view, rows i and B + i image i's two views."""
         first, second = views["global"].chunk(2)  # two (B, C, H, W) views, row i of each of image i
-        query_1 = self.predictor(self.head(self.encoder(first)))  # (B, d)
-        query_2 = self.predictor(self.head(self.encoder(second)))
-        key_1, key_2 = self.target(first), self.target(second)  # (B, d), no gradient
+        return {
+            "queries": torch.cat([self.predictor(self.head(self.encoder(view))) for view in (first, second)])
+        }
+
+    def embed_targets(
+        self, views: Mapping[str, torch.Tensor], progress: StepProgress
+    ) -> dict[str, torch.Tensor]:
+        """``{"keys": (2B, d)}``: the momentum encoder's keys of each view, laid out as the queries."""
+        return {"keys": torch.cat([self.target(view) for view in views["global"].chunk(2)])}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        query_1, query_2 = embeddings["queries"].chunk(2)  # (B, d) each
+        key_1, key_2 = embeddings["keys"].chunk(2)
         temperature = self.params.temperature
         # In float32 with autocast off (inside the loss): logits over tau need more than bf16.
         loss = contrastive_loss(query_1, key_2, temperature) + contrastive_loss(query_2, key_1, temperature)

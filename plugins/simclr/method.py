@@ -24,7 +24,8 @@ class SimCLRParams(ComponentParams):
 class SimCLR(Method):
     """SimCLR: z = g(f(x)) for both views in one pass, and the recipe's loss on the pairs (NT-Xent).
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image i.
+    ``views["global"]`` is ``(2B, C, H, W)``, rows i and B + i the two views of image i. The forward is
+    split (:meth:`embed`: the projections; :meth:`objective`: the loss), so gradient caching applies.
     """
 
     name: ClassVar[str] = "simclr"
@@ -37,8 +38,12 @@ class SimCLR(Method):
         self.head = parts.head
         self.loss = parts.loss
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
-        z = self.head(self.encoder(views["global"]))  # (2B, d): one pass over both views
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"projections": (2B, d)}``: z = g(f(x)) of both views in one pass, rows i and B + i image i."""
+        return {"projections": self.head(self.encoder(views["global"]))}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        z = embeddings["projections"]
         z_a, z_b = z.chunk(2)  # row i of z_a and of z_b: the two views of image i
         # The networks run in the run's mixed precision, the loss outside it: similarities over a
         # temperature need more than bf16's 8 significant bits (a loss may still choose its own dtype).

@@ -21,6 +21,8 @@ from contrastive_core import ComponentParams, Loss, Problem
 from contrastive_core.components import check_temperature, temperature_warnings
 from contrastive_core.distributed import all_reduce_mean, gather_with_grad, rank, world_size
 
+from .blockwise_nt_xent import BlockwiseNTXentFunction
+
 
 class NTXentParams(ComponentParams):
     type: Literal["nt_xent"] = "nt_xent"
@@ -31,6 +33,13 @@ class NTXentParams(ComponentParams):
 
     gather_across_processes: bool = True
     """With several processes, draw negatives from the global batch (gathered with grad), as the paper does."""
+
+    block_size: int | None = Field(default=None, ge=1)
+    """Compute the loss and its gradient in blocks of this many anchor rows, so the logits take
+    O(2N x block) memory instead of O((2N)^2) (at 2N = 16k views a full float32 logit matrix is 1 GiB,
+    and the backward keeps it and its softmax). Same loss and gradients (to float rounding), including
+    across processes; the backward recomputes each block's logits, about one extra matrix product.
+    None (default): one block."""
 
     @field_validator("temperature")
     @classmethod
@@ -100,6 +109,10 @@ class NTXent(Loss):
         else:
             candidates = anchors
             first_row = 0
+        if self.params.block_size is not None:  # the same loss, O(2B x block) logits at a time
+            return BlockwiseNTXentFunction.apply(
+                anchors, candidates, first_row, batch, self.params.temperature, self.params.block_size
+            )
         logits = anchors @ candidates.T / self.params.temperature  # (2B, 2WB)
 
         own = torch.arange(2 * batch, device=logits.device)

@@ -95,6 +95,19 @@ class PretrainParams(ComponentParams):
     default there)."""
     activation_checkpointing: bool = False
     """Recompute the encoder's block activations in the backward pass to fit larger batches in memory."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Gradient caching (Gao et al. 2021, arXiv:2101.06983): run the method's networks on micro-batches of
+    this many images per process, twice (without, then with a graph), and its loss once on the whole
+    batch, so ``batch_size`` can exceed what fits in memory with the same loss (every negative) and
+    gradients. Costs about one extra forward pass. Needs a method that splits its forward into embed and
+    objective (every built-in method does). Off by default."""
+    micro_batch_norm: Literal["per_micro_batch", "whole_batch"] = "per_micro_batch"
+    """BatchNorm under ``micro_batch_size``. "per_micro_batch": each micro-batch is normalised with its own
+    statistics, as a run at batch micro_batch_size would be (memory stays flat; the gradients are exactly
+    those of that network). "whole_batch": the first pass runs on the whole batch without a graph and
+    records every BN call's statistics, the second normalises each micro-batch with them, so embeddings,
+    loss and running statistics equal the full batch's; the gradient through the statistics is left out,
+    and the first pass holds one layer's activations of the whole batch at a time."""
     global_batchnorm: bool = True
     """With several processes, compute BatchNorm statistics over the global batch (the paper's global BN)."""
     knn_monitor_every_epochs: int | None = Field(None, ge=1)
@@ -109,6 +122,16 @@ class PretrainParams(ComponentParams):
     def _per_parameter_clipping_needs_a_norm(self) -> PretrainParams:
         if self.grad_clip_per_parameter and self.grad_clip_norm is None:
             raise ValueError("grad_clip_per_parameter = true needs grad_clip_norm (DINO's code: 3.0)")
+        if self.micro_batch_norm == "whole_batch" and self.micro_batch_size is None:
+            raise ValueError(
+                'micro_batch_norm = "whole_batch" applies to gradient caching: set micro_batch_size'
+            )
+        if self.micro_batch_norm == "whole_batch" and self.activation_checkpointing:
+            raise ValueError(
+                'micro_batch_norm = "whole_batch" cannot be combined with activation_checkpointing: the '
+                "recomputed BatchNorm calls of the backward could not be matched to their statistics "
+                "(gradient caching already bounds activation memory: use one of the two)"
+            )
         return self
 
 
@@ -234,6 +257,8 @@ class Pretrain(Stage):
             channels_last=params.channels_last,
             grad_clip_norm=params.grad_clip_norm,
             grad_clip_per_parameter=params.grad_clip_per_parameter,
+            micro_batch_size=params.micro_batch_size,
+            micro_batch_norm=params.micro_batch_norm,
         )
 
         metrics_log = MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step) if main else None

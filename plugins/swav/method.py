@@ -81,7 +81,7 @@ class SwAVParams(ComponentParams):
 class SwAV(Method):
     """SwAV: prototype scores of every view predict the Sinkhorn codes of the global views.
 
-    ``forward(views)``: ``views["global"]`` is ``(2B, C, H, W)`` (rows i and B + i: image i) and the
+    ``views["global"]`` is ``(2B, C, H, W)`` (rows i and B + i: image i) and the
     optional ``views["local"]`` is ``(VB, C, h, w)``, smaller crops of the same images in the same order.
     """
 
@@ -103,14 +103,25 @@ class SwAV(Method):
             for _ in range(CODED_VIEWS if params.queue_size else 0)
         )
 
-    def forward(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
-        global_views = views["global"]
-        batch = global_views.shape[0] // CODED_VIEWS
-        groups = [global_views] + ([views["local"]] if "local" in views else [])
-        self.prototypes.normalize_()
+    def embed(self, views: Mapping[str, torch.Tensor], progress: StepProgress) -> dict[str, torch.Tensor]:
+        """``{"global": (2 B, D), "local": (L B, D)}``: unit g(f(x)) of every view, view-major ("local"
+        only when the recipe has local crops)."""
+        groups = [views["global"]] + ([views["local"]] if "local" in views else [])
         # The encoder once per resolution group, the head once on every view.
         features = torch.cat([self.encoder(group) for group in groups])  # (V B, F)
         embeddings = F.normalize(self.head(features), dim=1)  # (V B, D)
+        coded_rows = views["global"].shape[0]
+        if "local" not in views:
+            return {"global": embeddings}
+        return {"global": embeddings[:coded_rows], "local": embeddings[coded_rows:]}
+
+    def objective(self, embeddings: Mapping[str, torch.Tensor], progress: StepProgress) -> MethodOutput:
+        batch = embeddings["global"].shape[0] // CODED_VIEWS
+        embeddings = torch.cat(
+            [embeddings["global"]] + ([embeddings["local"]] if "local" in embeddings else [])
+        )
+        # Normalised before every use, as in the reference (and before the scores of gradient caching).
+        self.prototypes.normalize_()
         queue_used, queue_written = self._queue_state(progress, batch)
         # Exponentials of scores / epsilon need float32 at least (bf16 keeps 8 bits of a cosine).
         with torch.autocast(device_type=embeddings.device.type, enabled=False):

@@ -168,7 +168,7 @@ def test_the_benchmark_runs_on_cuda():
     recipe = tiny(TINY.replace('device = "cpu"', 'device = "cuda"'))
     result = run_benchmark(recipe, default_registry(), BenchSettings(steps=2, warmup=1, rounds=2))
     assert result.machine["device"].startswith("cuda") and "gpu" in result.machine
-    assert result.settings["peak_memory_gib"] > 0
+    assert result.measurements["full"].peak_memory_bytes > 0
     assert result.full_over_bare > 0
 
 

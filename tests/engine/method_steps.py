@@ -20,9 +20,15 @@ MLP = {"type": "mlp", "hidden_dim": 32, "out_dim": 16}
 
 
 def cpu_training_step(
-    recipe: BaseModel, registry: Registry, *, batch_size: int = 8, total_steps: int = 3
+    recipe: BaseModel,
+    registry: Registry,
+    *,
+    batch_size: int = 8,
+    total_steps: int = 3,
+    micro_batch_size: int | None = None,
 ) -> tuple[TrainingParts, TrainingStep]:
-    """The recipe's parts (weights seeded with 0) and the step over them, one epoch of ``total_steps``."""
+    """The recipe's parts (weights seeded with 0) and the step over them, one epoch of ``total_steps``
+    (by gradient caching with ``micro_batch_size``)."""
     torch.manual_seed(0)
     parts = build_training_parts(
         recipe,
@@ -42,6 +48,7 @@ def cpu_training_step(
         parts.scheduler,
         accelerator,
         augmentation_generator(0, "cpu"),
+        micro_batch_size=micro_batch_size,
     )
     return parts, step
 

@@ -7,16 +7,13 @@ queue's rows and fill level, the centre, the teacher, the optimizer, and the sam
 
 from __future__ import annotations
 
-import os
-import random
-import subprocess
-
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.engine.killed_runs import final_state, killed_and_resumed
 from tests.engine.recipes import FIXTURE
-from tests.engine.test_pretrain import BIN, _wait_for_checkpoint, losses, run_cli, write
+from tests.engine.test_pretrain import losses, write
 
 VIEWS = """
 [[views]]
@@ -98,33 +95,12 @@ checkpoint_every_steps = 1
 """
 
 
-def final_state(run_dir) -> dict[str, torch.Tensor]:
-    checkpoints = sorted((run_dir / "pretrain" / "checkpoints").iterdir())
-    return torch.load(checkpoints[-1] / "state.pt", weights_only=True, map_location="cpu")
-
-
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_a_killed_multi_crop_run_resumes_to_the_same_state(method, tmp_path):
     path = write(tmp_path, recipe(method))  # 4 steps per epoch, 12 steps
-    reference = run_cli("run", str(path), "--out", str(tmp_path / "reference"))
-    assert reference.returncode == 0, reference.stderr
+    reference, interrupted, kill_after = killed_and_resumed(path, tmp_path, (2, 10))
 
-    kill_after = random.Random().randint(2, 10)
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        [str(BIN / "contrastive"), "run", str(path), "--out", str(interrupted)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    _wait_for_checkpoint(interrupted, kill_after, process)
-    process.kill()
-    process.wait()
-    resumed = run_cli("run", str(path), "--out", str(interrupted))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from" in resumed.stdout, f"killed after step {kill_after}"
-
-    expected, actual = final_state(tmp_path / "reference")["method"], final_state(interrupted)["method"]
+    expected, actual = final_state(reference)["method"], final_state(interrupted)["method"]
     assert expected.keys() == actual.keys()
     stateful = [name for name in expected if name.startswith(("queues.", "centre.", "teacher."))]
     assert stateful, "the method's own state is in its checkpoint"
@@ -135,6 +111,6 @@ def test_a_killed_multi_crop_run_resumes_to_the_same_state(method, tmp_path):
     else:
         assert actual["centre.value"].abs().sum() > 0
     exported = load_file(str(interrupted / "pretrain" / "encoder.safetensors"))
-    reference_export = load_file(str(tmp_path / "reference" / "pretrain" / "encoder.safetensors"))
+    reference_export = load_file(str(reference / "pretrain" / "encoder.safetensors"))
     assert all(torch.equal(exported[name], reference_export[name]) for name in exported)
-    assert losses(interrupted) == losses(tmp_path / "reference")
+    assert losses(interrupted) == losses(reference)

@@ -134,12 +134,20 @@ def result_table(result: BenchmarkResult) -> Table:
     """The measurements as a table: what each times, ms per step, views/s, share of the full step."""
     machine, settings = result.machine, result.settings
     device = machine.get("gpu", machine["cpu"]) + f" ({machine['device']})"
+    micro = settings.get("micro_batch_size")
+    caching = (
+        f"gradient caching in micro-batches of {micro} ({settings.get('micro_batch_norm')} BatchNorm), "
+        if micro
+        else ""
+    )
+    memory = "CUDA max_memory_allocated" if "gpu" in machine else "peak resident set of the process"
     table = Table(
         title=f"{result.recipe}: {settings['batch_size']} images x {_views_text(settings)} per step on {device}",
-        caption=f"{settings['encoder']}, precision "
+        caption=f"{caching}{settings['encoder']}, precision "
         f"{settings['precision']}, channels_last {settings['channels_last']}, compile {settings['compile']}, "
         f"{settings['pipeline']}; torch {machine['torch']}, {result.date}, load average "
-        f"{machine['load_average_1min']} on {machine['cpu_cores']} cores before the run",
+        f"{machine['load_average_1min']} on {machine['cpu_cores']} cores before the run; peak memory: "
+        f"{memory} during the part's rounds, rise: above its start",
     )
     for column, justify in (
         ("part", "left"),
@@ -147,6 +155,8 @@ def result_table(result: BenchmarkResult) -> Table:
         ("ms / step", "right"),
         ("views / s", "right"),
         ("share of full", "right"),
+        ("peak MiB", "right"),
+        ("rise MiB", "right"),
     ):
         table.add_column(column, justify=justify)
     for name, measurement in result.measurements.items():
@@ -156,8 +166,14 @@ def result_table(result: BenchmarkResult) -> Table:
             f"{1000 * measurement.seconds_per_step:.2f}",
             f"{measurement.views_per_s:,.0f}",
             f"{result.share_of_full(name):.0%}",
+            _mebibytes(measurement.peak_memory_bytes),
+            _mebibytes(measurement.memory_rise_bytes),
         )
     return table
+
+
+def _mebibytes(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:,.0f}"
 
 
 def image_shape(text: str) -> tuple[int, int, int]:
