@@ -25,11 +25,13 @@ import torch
 
 
 class BlockwiseNTXentFunction(torch.autograd.Function):
-    """``apply(anchors, candidates, first_row, batch, temperature, block)`` -> the mean anchor loss.
+    """``apply(anchors, candidates, first_row, batch, temperature, block, bias)`` -> the mean anchor loss.
 
     ``anchors``: (2B, d) unit rows ``[a_0..a_B-1, b_0..b_B-1]`` of this process; ``candidates``:
-    (M, d) unit rows in which anchor k sits at row ``first_row + k`` (M = 2B, or 2WB gathered);
-    the positive of anchor k is ``first_row + (k + B) mod 2B``; ``block``: anchor rows per block.
+    (M, d) unit rows in which anchor k sits at row ``first_row + k`` (M = 2B, or 2WB gathered, plus
+    any extra negatives after them); the positive of anchor k is ``first_row + (k + B) mod 2B``;
+    ``block``: anchor rows per block; ``bias``: None or (M,) added to every anchor's logits (-inf
+    removes a candidate, as for unwritten rows of a memory of negatives).
     """
 
     @staticmethod
@@ -41,17 +43,19 @@ class BlockwiseNTXentFunction(torch.autograd.Function):
         batch: int,
         temperature: float,
         block: int,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         count = anchors.shape[0]
         log_normalisers = torch.empty(count, dtype=anchors.dtype, device=anchors.device)
         positives = torch.empty(count, dtype=anchors.dtype, device=anchors.device)
         for start in range(0, count, block):
             rows = torch.arange(start, min(start + block, count), device=anchors.device)
-            logits = _block_logits(anchors, candidates, rows, first_row, temperature)
+            logits = _block_logits(anchors, candidates, rows, first_row, temperature, bias)
             positive_columns = first_row + (rows + batch) % count
             positives[rows] = logits.gather(1, positive_columns[:, None]).squeeze(1)
             log_normalisers[rows] = torch.logsumexp(logits, dim=1)
         ctx.save_for_backward(anchors, candidates, log_normalisers)
+        ctx.bias = bias
         ctx.settings = (first_row, batch, temperature, block)
         return (log_normalisers - positives).mean()
 
@@ -61,7 +65,7 @@ class BlockwiseNTXentFunction(torch.autograd.Function):
         # A backward called under autocast would run the products below in bf16: keep the loss' dtype.
         with torch.autocast(device_type=anchors.device.type, enabled=False):
             return BlockwiseNTXentFunction._gradients(
-                grad_loss, anchors, candidates, log_normalisers, *ctx.settings
+                grad_loss, anchors, candidates, log_normalisers, ctx.bias, *ctx.settings
             )
 
     @staticmethod
@@ -70,6 +74,7 @@ class BlockwiseNTXentFunction(torch.autograd.Function):
         anchors: torch.Tensor,
         candidates: torch.Tensor,
         log_normalisers: torch.Tensor,
+        bias: torch.Tensor | None,
         first_row: int,
         batch: int,
         temperature: float,
@@ -83,20 +88,28 @@ class BlockwiseNTXentFunction(torch.autograd.Function):
             rows = torch.arange(start, min(start + block, count), device=anchors.device)
             # softmax - one-hot of the positive: the cross-entropy's gradient with respect to the logits,
             # computed in place in the block's one logit buffer (exp(-inf) = 0 on the own column).
-            weights = _block_logits(anchors, candidates, rows, first_row, temperature)
+            weights = _block_logits(anchors, candidates, rows, first_row, temperature, bias)
             weights.sub_(log_normalisers[rows, None]).exp_()
             positive_columns = first_row + (rows + batch) % count
             weights[torch.arange(len(rows), device=anchors.device), positive_columns] -= 1.0
             weights.mul_(scale)
             grad_anchors[rows] = weights @ candidates
             grad_candidates.addmm_(weights.T, anchors[rows])
-        return grad_anchors, grad_candidates, None, None, None, None
+        return grad_anchors, grad_candidates, None, None, None, None, None
 
 
 def _block_logits(
-    anchors: torch.Tensor, candidates: torch.Tensor, rows: torch.Tensor, first_row: int, temperature: float
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    rows: torch.Tensor,
+    first_row: int,
+    temperature: float,
+    bias: torch.Tensor | None,
 ) -> torch.Tensor:
-    """(len(rows), M) logits of anchors ``rows``, each anchor's own column set to -inf (one new buffer)."""
+    """(len(rows), M) logits of anchors ``rows`` (plus ``bias``), each anchor's own column set to -inf
+    (one new buffer)."""
     logits = (anchors[rows] @ candidates.T).div_(temperature)
+    if bias is not None:
+        logits.add_(bias)
     logits[torch.arange(len(rows), device=logits.device), first_row + rows] = float("-inf")
     return logits

@@ -78,16 +78,33 @@ class NTXent(Loss):
     Params: ClassVar[type[ComponentParams]] = NTXentParams
     params: NTXentParams
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        """z_a, z_b: (B, d) -> scalar: the mean of l(i, j) over the 2B (2WB when gathering) anchors."""
+    def forward(
+        self,
+        z_a: torch.Tensor,
+        z_b: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negatives_filled: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        """z_a, z_b: (B, d) -> scalar: the mean of l(i, j) over the 2B (2WB when gathering) anchors.
+
+        ``negatives``: optional (K, d) extra negatives of every anchor, without gradient (SimCLRv2's
+        memory of earlier batches, Chen et al. 2020b, Sec. 2): each anchor's denominator also sums
+        exp(sim(z_i, n_k) / tau) over them. Only rows ``[0, negatives_filled)`` count (a queue's
+        ``fill``; all rows when None).
+        """
         if z_a.ndim != 2 or z_a.shape != z_b.shape:
             raise ValueError(
                 f"nt_xent expects two (B, d) tensors of the same shape, got {tuple(z_a.shape)} and "
                 f"{tuple(z_b.shape)}"
             )
+        if negatives is not None and (negatives.ndim != 2 or negatives.shape[1] != z_a.shape[1]):
+            raise ValueError(f"nt_xent's negatives must be (K, {z_a.shape[1]}), got {tuple(negatives.shape)}")
         compute_dtype = torch.promote_types(z_a.dtype, torch.float32)
         with torch.autocast(device_type=z_a.device.type, enabled=False):
-            local_loss = self._local_anchor_loss(z_a.to(compute_dtype), z_b.to(compute_dtype))
+            extra = None
+            if negatives is not None:
+                extra = _usable_negatives(negatives.detach().to(compute_dtype), negatives_filled)
+            local_loss = self._local_anchor_loss(z_a.to(compute_dtype), z_b.to(compute_dtype), extra)
         if not self._gathers():
             return local_loss
         # Report the global-batch loss while keeping the local gradient (see the class docstring): the
@@ -97,8 +114,11 @@ class NTXent(Loss):
     def _gathers(self) -> bool:
         return self.params.gather_across_processes and world_size() > 1
 
-    def _local_anchor_loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        """Mean NT-Xent of this process's 2B anchors; z_a, z_b: (B, d) in the compute dtype -> scalar."""
+    def _local_anchor_loss(
+        self, z_a: torch.Tensor, z_b: torch.Tensor, negatives: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """Mean NT-Xent of this process's 2B anchors; z_a, z_b: (B, d) in the compute dtype -> scalar.
+        ``negatives``: (unit (K, d) rows, (K,) bool of rows in use) appended to every anchor's candidates."""
         batch = z_a.shape[0]
         # Normalising first makes every logit a cosine similarity: sim(u, v) = u_hat . v_hat.
         anchors = F.normalize(torch.cat([z_a, z_b]), dim=1)  # (2B, d): rows [a_0..a_B-1, b_0..b_B-1]
@@ -109,12 +129,23 @@ class NTXent(Loss):
         else:
             candidates = anchors
             first_row = 0
+        bias = None
+        if negatives is not None:
+            # The memory's rows join every anchor's candidates after the batch's; rows not yet written
+            # get a logit of -inf (exp(-inf) = 0 in the denominator, no gradient).
+            rows, in_use = negatives
+            bias = torch.zeros(
+                candidates.shape[0] + rows.shape[0], dtype=anchors.dtype, device=anchors.device
+            )
+            bias[candidates.shape[0] :] = torch.where(in_use, 0.0, float("-inf"))
+            candidates = torch.cat([candidates, rows])
         if self.params.block_size is not None:  # the same loss, O(2B x block) logits at a time
             return BlockwiseNTXentFunction.apply(
-                anchors, candidates, first_row, batch, self.params.temperature, self.params.block_size
+                anchors, candidates, first_row, batch, self.params.temperature, self.params.block_size, bias
             )
-        logits = anchors @ candidates.T / self.params.temperature  # (2B, 2WB)
-
+        logits = anchors @ candidates.T / self.params.temperature  # (2B, 2WB [+ K])
+        if bias is not None:
+            logits = logits + bias
         own = torch.arange(2 * batch, device=logits.device)
         self_columns = first_row + own
         # The positive of a_i is b_i (B rows further) and the positive of b_i is a_i (B rows back).
@@ -122,3 +153,12 @@ class NTXent(Loss):
         # -inf removes k = i from the softmax denominator exactly (exp(-inf) = 0); its gradient is 0.
         logits = logits.scatter(1, self_columns[:, None], float("-inf"))
         return F.cross_entropy(logits, positive_columns)
+
+
+def _usable_negatives(
+    negatives: torch.Tensor, filled: torch.Tensor | int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit rows of ``negatives`` (K, d) and which of them count: the first ``filled`` (all when None)."""
+    rows = torch.arange(negatives.shape[0], device=negatives.device)
+    in_use = rows < (negatives.shape[0] if filled is None else filled)  # on the device: no sync
+    return F.normalize(negatives, dim=1), in_use

@@ -79,6 +79,20 @@ class ProjectionHead(Head):
         """h: (B, in_dim) -> z: (B, out_dim). Not L2-normalised: the loss's cosine similarity does that."""
         return self.layers(h)
 
+    def leading_layers(self, count: int) -> nn.Sequential:
+        """The head's first ``count`` linear layers, each with the BN and ReLU after it: (B, in_dim) ->
+        (B, width), the same modules (not copies). SimCLRv2 fine-tunes from the output of the first
+        (Chen et al. 2020b, Sec. 2: "fine-tune from the middle layer of the projection head")."""
+        if not 1 <= count <= self.params.num_layers:
+            raise ValueError(f"the head has {self.params.num_layers} linear layers; cannot take {count}")
+        starts = [index for index, layer in enumerate(self.layers) if isinstance(layer, nn.Linear)]
+        end = starts[count] if count < len(starts) else len(self.layers)
+        return nn.Sequential(*list(self.layers)[:end])
+
+    def width_after(self, count: int) -> int:
+        """The size of the output of :meth:`leading_layers` (``count``)."""
+        return self.params.out_dim if count == self.params.num_layers else self.params.hidden_dim
+
 
 def _hidden_norm(params: ProjectionHeadParams, features: int) -> nn.BatchNorm1d | None:
     return nn.BatchNorm1d(features) if params.batch_norm else None

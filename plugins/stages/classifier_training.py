@@ -14,7 +14,7 @@ infinite loss stops the run at the end of its epoch, before that state is saved.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -88,6 +88,11 @@ def classifier_accuracy(
     return accuracy.compute()
 
 
+#: A training objective other than the labels' cross-entropy: (logits float32 (B, K), the training view
+#: (B, C, H, W), labels int64 (B,), the examples' indices in the training split int64 (B,)) -> 0-d loss.
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_and_test(
     encoder: Encoder,
     setup: EvaluationSetup,
@@ -100,8 +105,40 @@ def train_and_test(
     """Train ``encoder`` + a new linear classifier on ``train_indices`` of the training split (default:
     all of it), then return their top-1/top-5 accuracy on the test split. ``label`` names the run in
     console lines."""
+    model = train_classifier(
+        encoder, setup, params, checkpoint_dir=checkpoint_dir, label=label, train_indices=train_indices
+    )
+    return classifier_test_accuracy(model, setup, params)
+
+
+def classifier_test_accuracy(
+    model: nn.Module, setup: EvaluationSetup, params: ClassifierTrainingParams
+) -> dict[str, float]:
+    """Top-1/top-5 of a trained classifier on the test split, on the eval view."""
+    return classifier_accuracy(
+        model,
+        setup.split(params.test_split),
+        setup.preprocessing,
+        batch_size=setup.eval_batch_size,
+        precision=setup.precision,
+    )
+
+
+def train_classifier(
+    encoder: Encoder,
+    setup: EvaluationSetup,
+    params: ClassifierTrainingParams,
+    *,
+    checkpoint_dir: Path,
+    label: str,
+    train_indices: torch.Tensor | None = None,
+    objective: Objective | None = None,
+) -> EncoderClassifier:
+    """Train ``encoder`` + a new linear classifier on ``train_indices`` of the training split (default:
+    all of it) with the labels' cross-entropy, or ``objective``; returns the trained model (in eval
+    mode after the last step's checkpoint)."""
     device, seed, say = setup.device, setup.seed, setup.say
-    train, test = setup.train_split(params.train_split), setup.split(params.test_split)
+    train = setup.train_split(params.train_split)
     indices = torch.arange(len(train)) if train_indices is None else train_indices
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -148,18 +185,22 @@ def train_and_test(
     )
     loop.resume()
 
-    def epoch_batches(epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return train.batches(
-            [indices[order.local_indices(epoch, step, 0, 1)] for step in range(first, steps_per_epoch)]
-        )
+    def epoch_batches(epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rows = [indices[order.local_indices(epoch, step, 0, 1)] for step in range(first, steps_per_epoch)]
+        for (images, labels), batch_rows in zip(train.batches(rows), rows, strict=True):
+            yield images, labels, batch_rows.to(device, non_blocking=True)
 
     model.train()
     started = time.monotonic()
     with loop:
-        for epoch, (images, labels) in loop.batches(epoch_batches):
+        for epoch, (images, labels, rows) in loop.batches(epoch_batches):
+            view = preprocessing.train_view(images, generator)
             with autocast(device, setup.precision):
-                logits = model(preprocessing.train_view(images, generator))
-            loss = F.cross_entropy(logits.float(), labels)
+                logits = model(view)
+            if objective is None:
+                loss = F.cross_entropy(logits.float(), labels)
+            else:
+                loss = objective(logits.float(), view, labels, rows)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -176,6 +217,5 @@ def train_and_test(
                     f"lr {scheduler.get_last_lr()[0]:.4g} {means.steps * batch_size / seconds:.0f} images/s"
                 )
                 started = time.monotonic()
-    return classifier_accuracy(
-        model, test, setup.preprocessing, batch_size=setup.eval_batch_size, precision=setup.precision
-    )
+    model.eval()
+    return model

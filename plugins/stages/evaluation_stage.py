@@ -84,6 +84,8 @@ class EvaluationSetup:
     """Print a line on the main process (plain text: brackets such as [data] are shown as they are)."""
     warn: Callable[[str], None]
     """Print a highlighted line on the main process."""
+    barrier: Callable[[], None] = lambda: None
+    """Wait for every process (after the main process wrote a file the others will read)."""
     _splits: dict[str, LabelledSplit] = field(default_factory=dict)
 
     @property
@@ -181,34 +183,40 @@ class EvaluationStage(Stage):
         return f"{key}: encoder {source.description}"
 
     def setup(self, context: StageContext) -> EvaluationSetup:
-        accelerator = get_accelerator(context.recipe.run)
-        main = accelerator.is_main_process
-
-        def say(text: str) -> None:
-            if main:
-                context.console.print(text, markup=False, highlight=False)
-
-        def warn(text: str) -> None:
-            if main:
-                context.console.print(text, markup=False, highlight=False, style="bold yellow")
-
-        return EvaluationSetup(
-            context=context,
-            device=accelerator.device,
-            precision=context.recipe.run.precision,
-            seed=context.recipe.run.seed,
-            dataset=evaluation_dataset(self.params.data, context),
-            normalization=recipe_normalization(context.recipe, context.registry),
-            resize=self.params.resize,
-            eval_batch_size=self.params.eval_batch_size,
-            train_examples=self.params.train_examples,
-            num_workers=self.params.num_workers,
-            is_main=main,
-            say=say,
-            warn=warn,
-        )
+        return evaluation_setup(self.params, context)
 
     @abstractmethod
     def evaluate(self, encoder: Encoder, setup: EvaluationSetup, variant: str) -> dict[str, Any]:
         """Evaluate ``encoder`` (on the CPU; move it to ``setup.device``); ``variant`` is MAIN or
         RANDOM_INIT and prefixes the files this evaluation writes. Returns metrics without the prefix."""
+
+
+def evaluation_setup(params: EvaluationParams, context: StageContext) -> EvaluationSetup:
+    """The device, dataset and preprocessing of an evaluation-like stage run with ``params``."""
+    accelerator = get_accelerator(context.recipe.run)
+    main = accelerator.is_main_process
+
+    def say(text: str) -> None:
+        if main:
+            context.console.print(text, markup=False, highlight=False)
+
+    def warn(text: str) -> None:
+        if main:
+            context.console.print(text, markup=False, highlight=False, style="bold yellow")
+
+    return EvaluationSetup(
+        context=context,
+        device=accelerator.device,
+        precision=context.recipe.run.precision,
+        seed=context.recipe.run.seed,
+        dataset=evaluation_dataset(params.data, context),
+        normalization=recipe_normalization(context.recipe, context.registry),
+        resize=params.resize,
+        eval_batch_size=params.eval_batch_size,
+        train_examples=params.train_examples,
+        num_workers=params.num_workers,
+        is_main=main,
+        say=say,
+        warn=warn,
+        barrier=accelerator.wait_for_everyone,
+    )

@@ -8,6 +8,7 @@ from contrastive_core import hookimpl
 @hookimpl
 def register_stages() -> list[type]:
     from .alignment import Alignment
+    from .distill import Distill
     from .finetune import Finetune
     from .knn_eval import KnnEval
     from .linear_eval import LinearEval
@@ -15,4 +16,4 @@ def register_stages() -> list[type]:
     from .semi_supervised import SemiSupervised
     from .supervised import Supervised
 
-    return [Pretrain, KnnEval, LinearEval, Finetune, SemiSupervised, Supervised, Alignment]
+    return [Pretrain, KnnEval, LinearEval, Finetune, SemiSupervised, Supervised, Alignment, Distill]

@@ -16,13 +16,13 @@ SYNTHETIC = {"type": "synthetic_classes", "num_classes": 3, "train_per_class": 1
 
 def test_trains_on_the_balanced_subset(registry, exported, tmp_path, monkeypatch):
     seen = []
-    original = finetune.train_and_test
+    original = finetune.train_classifier
 
     def spy(*args, train_indices=None, **kwargs):
         seen.append(train_indices)
         return original(*args, train_indices=train_indices, **kwargs)
 
-    monkeypatch.setattr(finetune, "train_and_test", spy)
+    monkeypatch.setattr(finetune, "train_classifier", spy)
     stage = {
         "type": "semi_supervised",
         "encoder": str(exported),
