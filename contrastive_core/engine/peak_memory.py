@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from pathlib import Path
 
 import torch
@@ -57,14 +58,22 @@ class PeakMemory:
 def _release_free_heap() -> None:
     """Hand memory the C allocator keeps after ``free`` back to the OS (glibc's ``malloc_trim``), so the
     resident set is what is in use and a part's peak is its own, not an earlier part's high water."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None (another C library); looked up once (``find_library`` runs
+    ldconfig)."""
     name = ctypes.util.find_library("c")
     if name is None:
-        return
+        return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        return ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):  # not glibc
-        return
-    trim(0)
+        return None
 
 
 def _status_bytes(field: str) -> int | None:

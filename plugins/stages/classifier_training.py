@@ -93,24 +93,6 @@ def classifier_accuracy(
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def train_and_test(
-    encoder: Encoder,
-    setup: EvaluationSetup,
-    params: ClassifierTrainingParams,
-    *,
-    checkpoint_dir: Path,
-    label: str,
-    train_indices: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """Train ``encoder`` + a new linear classifier on ``train_indices`` of the training split (default:
-    all of it), then return their top-1/top-5 accuracy on the test split. ``label`` names the run in
-    console lines."""
-    model = train_classifier(
-        encoder, setup, params, checkpoint_dir=checkpoint_dir, label=label, train_indices=train_indices
-    )
-    return classifier_test_accuracy(model, setup, params)
-
-
 def classifier_test_accuracy(
     model: nn.Module, setup: EvaluationSetup, params: ClassifierTrainingParams
 ) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pydantic import Field
 from contrastive_core import Encoder
 from contrastive_core.run_directory import CHECKPOINTS_DIR
 
-from .classifier_training import ClassifierTrainingParams, train_and_test
+from .classifier_training import ClassifierTrainingParams, classifier_test_accuracy, train_classifier
 from .encoder_source import EncoderSource, random_init_like
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage
 
@@ -50,10 +50,11 @@ class Supervised(EvaluationStage):
         setup.say(
             f"{setup.context.key}: training {scratch.name} from random initialisation (seed {setup.seed})"
         )
-        return train_and_test(
+        model = train_classifier(
             scratch,
             setup,
             self.params,
             checkpoint_dir=setup.context.stage_dir / CHECKPOINTS_DIR,
             label=setup.context.key,
         )
+        return classifier_test_accuracy(model, setup, self.params)
