@@ -45,6 +45,7 @@ from .components.head import Head
 from .components.loss import Loss
 from .components.method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from .components.optimizer import Optimizer
+from .components.published_setting import PublishedSetting
 from .components.scheduler import Scheduler
 from .components.stage import Stage, StageContext
 from .errors import ContrastiveError, PluginError, Problem, RecipeError, UnknownComponentError
@@ -75,6 +76,7 @@ __all__ = [
     "Optimizer",
     "PluginError",
     "PluginManager",
+    "PublishedSetting",
     "Problem",
     "RecipeError",
     "Registry",

@@ -167,6 +167,22 @@ def test_its_method_trains_through_the_real_command(installed_example_plugin, tm
     assert "loss: method 'momentum_predictor' does not use [loss]; remove it" in refused.stderr
 
 
+def test_its_method_declares_published_settings_for_lint(installed_example_plugin, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(method_recipe(extra_method="momentum = 0.9"))
+    result = contrastive("lint", str(recipe), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["method"] == "momentum_predictor" and report["compared"] == 2
+    (departure,) = report["departures"]
+    assert departure["path"] == "method.momentum" and departure["recipe"] == 0.9
+    assert departure["published"] == 0.99 and departure["source"] == "this example's design notes"
+    recipe.write_text(method_recipe(extra_method="momentum = 0.9  # lint: allow momentum (testing)"))
+    allowed = contrastive("lint", str(recipe))
+    assert allowed.returncode == 0, allowed.stdout
+    assert "0 departures, 1 allowed" in allowed.stdout
+
+
 def test_its_method_resumes_bit_exactly_after_sigkill(installed_example_plugin, tmp_path):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(method_recipe(epochs=3))  # 12 steps, a checkpoint after every step

@@ -1,4 +1,4 @@
-"""The ``contrastive`` command: run, validate, plugins, list, schema.
+"""The ``contrastive`` command: run, validate, lint, plugins, list, schema, and more.
 
 Bad recipes and plugin problems print a message (no traceback) and exit with code 2.
 """
@@ -27,10 +27,10 @@ from ..errors import ContrastiveError
 from ..recipes.recipe import load_recipe, recipe_model, recipe_warnings
 from ..registration.kinds import KINDS, kind_spec
 from .arguments import add_overrides_argument, registry_from_args
-from .commands import bench, compare, preview, report
+from .commands import bench, compare, lint, preview, report
 
 #: Modules of contrastive_core.cli.commands that add a subcommand each, in the order of the help.
-EXTRA_COMMANDS = (preview, report, compare, bench)
+EXTRA_COMMANDS = (lint, preview, report, compare, bench)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 

@@ -25,6 +25,7 @@ from .loss import MIN_TEMPERATURE, Loss, check_temperature, temperature_warnings
 from .method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
 from .momentum_target import MomentumTarget
 from .optimizer import Optimizer
+from .published_setting import PublishedSetting
 from .scheduler import Scheduler
 from .stage import Stage, StageContext
 
@@ -43,6 +44,7 @@ __all__ = [
     "MethodParts",
     "MomentumTarget",
     "Optimizer",
+    "PublishedSetting",
     "Scheduler",
     "Stage",
     "StageContext",

@@ -43,6 +43,7 @@ from .component import Component, ComponentParams
 from .encoder import Encoder
 from .frozen_for_steps import FrozenForSteps
 from .momentum_target import MomentumTarget
+from .published_setting import PublishedSetting
 
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -137,6 +138,9 @@ class Method(Component, nn.Module):
     kind: ClassVar[str] = "method"
     views: ClassVar[tuple[ViewGroup, ...]] = (ViewGroup("global", 2),)
     requires: ClassVar[tuple[str, ...]] = ("model.head",)
+    #: The paper's settings, which ``contrastive lint`` compares recipes of this method against (see
+    #: :mod:`.published_setting`); empty: the method publishes none.
+    published_settings: ClassVar[tuple[PublishedSetting, ...]] = ()
 
     #: The sections :attr:`requires` may name (what the engine can build for a method).
     OPTIONAL_SECTIONS: ClassVar[tuple[str, ...]] = ("model.head", "model.predictor", "loss")

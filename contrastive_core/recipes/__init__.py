@@ -6,12 +6,14 @@
 * :mod:`.overrides`: ``--set key.path=value``;
 * :mod:`.view_groups`: a recipe's view groups resolved against its method;
 * :mod:`.component_table`: params fields holding another component's table, checked at validation;
-* :mod:`.toml_writer`: the resolved recipe as TOML.
+* :mod:`.toml_writer`: the resolved recipe as TOML;
+* :mod:`.lint`: a recipe against its method's published settings (``contrastive lint``).
 """
 
 from __future__ import annotations
 
 from .component_table import ComponentTable, component_table_problems
+from .lint import ABSENT, Departure, LintResult, lint_allowances, lint_recipe
 from .overrides import Override, apply_overrides, parse_override
 from .recipe import (
     COMPONENT_SECTIONS,
@@ -29,6 +31,11 @@ from .toml_writer import dumps
 from .view_groups import ResolvedViewGroup, method_problems, resolve_view_groups
 
 __all__ = [
+    "ABSENT",
+    "Departure",
+    "LintResult",
+    "lint_allowances",
+    "lint_recipe",
     "COMPONENT_SECTIONS",
     "LIST_SECTIONS",
     "MODEL_SECTIONS",

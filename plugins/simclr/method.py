@@ -35,13 +35,14 @@ from contrastive_core import (
     StepProgress,
     ViewGroup,
 )
-from contrastive_core.components import MomentumTarget
+from contrastive_core.components import MomentumTarget, PublishedSetting
 from contrastive_core.distributed import GlobalQueue, gather_with_grad, world_size
 from contrastive_core.engine import at_least_float32
 from contrastive_core.errors import ContrastiveError
 
 from .encoders.with_head_layers import WithHeadLayers
 from .projection_head import ProjectionHead
+from .published_settings import SIMCLR_PUBLISHED_SETTINGS
 
 
 class SimCLRParams(ComponentParams):
@@ -76,6 +77,7 @@ class SimCLR(Method):
     Params: ClassVar[type[ComponentParams]] = SimCLRParams
     views: ClassVar[tuple[ViewGroup, ...]] = (ViewGroup("global", 2),)
     requires: ClassVar[tuple[str, ...]] = ("model.head", "loss")
+    published_settings: ClassVar[tuple[PublishedSetting, ...]] = SIMCLR_PUBLISHED_SETTINGS
 
     def __init__(self, params: SimCLRParams, parts: MethodParts) -> None:
         super().__init__(params, parts)

@@ -7,6 +7,12 @@ temperature tau, the loss of the positive pair (i, j) is
 
 and the batch loss averages it over both orderings of every positive pair, i.e. over all 2N anchors:
 L = 1/(2N) sum_k [l(2k-1, 2k) + l(2k, 2k-1)]. Each anchor has one positive and 2N - 2 negatives.
+
+google-research/simclr (``objective.py``, ``add_contrastive_loss``) returns twice that:
+``reduce_mean(loss_a + loss_b)``, the mean over the N images of the sum of both directions. LARS cancels
+the factor for the weights it adapts (the trust ratio divides by the gradient's norm), but not for the
+parameters it exempts (BatchNorm and biases), which then train at half the reference's speed; the
+``reduction`` param chooses between the two.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from contrastive_core.components import check_temperature, temperature_warnings
 from contrastive_core.distributed import all_reduce_mean, gather_with_grad, rank, world_size
 
 from .blockwise_nt_xent import BlockwiseNTXentFunction
+
+#: How the per-anchor losses become the batch loss: "mean" over the 2N anchors (the paper's Eq. and
+#: Algorithm 1), or "sum_of_views": the mean over the N images of both directions summed, 2x "mean"
+#: (google-research/simclr objective.py).
+Reduction = Literal["mean", "sum_of_views"]
 
 
 class NTXentParams(ComponentParams):
@@ -40,6 +51,12 @@ class NTXentParams(ComponentParams):
     and the backward keeps it and its softmax). Same loss and gradients (to float rounding), including
     across processes; the backward recomputes each block's logits, about one extra matrix product.
     None (default): one block."""
+
+    reduction: Reduction = "mean"
+    """"mean": L = 1/(2N) sum over the 2N anchors (SimCLR's Algorithm 1); "sum_of_views": 1/N sum over
+    the N images of l(a, b) + l(b, a), twice as large, as google-research/simclr's objective.py
+    computes it. Under LARS the two differ only for the parameters without trust ratio (BN, biases),
+    which "sum_of_views" trains at the reference's speed (twice "mean"'s)."""
 
     @field_validator("temperature")
     @classmethod
@@ -85,7 +102,8 @@ class NTXent(Loss):
         negatives: torch.Tensor | None = None,
         negatives_filled: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
-        """z_a, z_b: (B, d) -> scalar: the mean of l(i, j) over the 2B (2WB when gathering) anchors.
+        """z_a, z_b: (B, d) -> scalar: the mean of l(i, j) over the 2B (2WB when gathering) anchors,
+        times 2 with ``reduction = "sum_of_views"``.
 
         ``negatives``: optional (K, d) extra negatives of every anchor, without gradient (SimCLRv2's
         memory of earlier batches, Chen et al. 2020b, Sec. 2): each anchor's denominator also sums
@@ -105,6 +123,9 @@ class NTXent(Loss):
             if negatives is not None:
                 extra = _usable_negatives(negatives.detach().to(compute_dtype), negatives_filled)
             local_loss = self._local_anchor_loss(z_a.to(compute_dtype), z_b.to(compute_dtype), extra)
+            if self.params.reduction == "sum_of_views":
+                # The mean over 2B anchors times 2 is the mean over B images of both directions' sum.
+                local_loss = 2 * local_loss
         if not self._gathers():
             return local_loss
         # Report the global-batch loss while keeping the local gradient (see the class docstring): the

@@ -36,7 +36,7 @@ from .evaluation_stage import EvaluationSetup
 from .labelled_split import LabelledSplit
 from .metrics import TopKAccuracy
 from .mixed_precision import autocast, grad_scaler
-from .preprocessing import EvalPreprocessing, crop_and_flip
+from .preprocessing import EvalPreprocessing, TrainCrop, training_augmentation
 
 
 class ClassifierTrainingParams(ComponentParams):
@@ -53,7 +53,11 @@ class ClassifierTrainingParams(ComponentParams):
     weight_decay: float = Field(0.0, ge=0)
     """L2 weight decay on all parameters (the paper fine-tunes without it)."""
     augment: bool = True
-    """Train on random resized crops (scale 0.08-1) with random horizontal flips instead of the eval view."""
+    """Train on random crops with random horizontal flips (``train_crop``) instead of the eval view."""
+    train_crop: TrainCrop = "inception"
+    """The training crop: "inception" (random resized crop, area 0.08-1, the paper's), "padded" (4 px
+    zero padding and a random crop back, the usual supervised CIFAR augmentation, He et al. 2016), or
+    "auto" ("padded" for images of at most 64 px a side, else "inception")."""
     train_split: str = "train"
     """Split the model is trained on."""
     test_split: str = "test"
@@ -72,6 +76,32 @@ class EncoderClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.encoder(images))
+
+
+class FrozenEncoderClassifier(EncoderClassifier):
+    """logits = W f(x) + b with f frozen: the linear protocol trained on augmented images.
+
+    f runs without gradients and stays in eval mode whatever ``train()`` asks (BatchNorm uses its
+    running statistics and never updates them), so only W and b train and f is left exactly as it was.
+    The classifier starts at zero (google-research/simclr's ``zero_init_logits_layer``, which its
+    linear-evaluation commands set): every class starts with the same logit.
+    """
+
+    def __init__(self, encoder: Encoder, num_classes: int) -> None:
+        super().__init__(encoder, num_classes)
+        encoder.requires_grad_(False)
+        nn.init.zeros_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+
+    def train(self, mode: bool = True) -> FrozenEncoderClassifier:
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            features = self.encoder(images)
+        return self.classifier(features.float())
 
 
 @torch.no_grad()
@@ -115,19 +145,26 @@ def train_classifier(
     label: str,
     train_indices: torch.Tensor | None = None,
     objective: Objective | None = None,
+    frozen_encoder: bool = False,
 ) -> EncoderClassifier:
     """Train ``encoder`` + a new linear classifier on ``train_indices`` of the training split (default:
     all of it) with the labels' cross-entropy, or ``objective``; returns the trained model (in eval
-    mode after the last step's checkpoint)."""
+    mode after the last step's checkpoint).
+
+    ``frozen_encoder``: train only the classifier (:class:`FrozenEncoderClassifier`), with
+    ``params.weight_decay`` on its weight matrix alone (not its bias), as SGD's decay
+    (gradient + wd W, i.e. the penalty wd/2 ||W||^2)."""
     device, seed, say = setup.device, setup.seed, setup.say
     train = setup.train_split(params.train_split)
     indices = torch.arange(len(train)) if train_indices is None else train_indices
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = EncoderClassifier(encoder, train.num_classes)
+        model = (FrozenEncoderClassifier if frozen_encoder else EncoderClassifier)(encoder, train.num_classes)
     model.to(device)
     side = setup.resize or train.image_shape[-1]
-    augmentation = crop_and_flip(side, setup.context.registry) if params.augment else None
+    augmentation = (
+        training_augmentation(params.train_crop, side, setup.context.registry) if params.augment else None
+    )
     preprocessing = EvalPreprocessing(setup.normalization, setup.resize, augmentation).to(device)
 
     batch_size = min(params.batch_size, len(indices))
@@ -136,12 +173,18 @@ def train_classifier(
     order = GlobalBatchOrder(len(indices), batch_size, seed)
     steps_per_epoch = order.steps_per_epoch
     total_steps = params.epochs * steps_per_epoch
+    if frozen_encoder:
+        trained: list[dict] = [
+            {"params": [model.classifier.weight], "weight_decay": params.weight_decay},
+            {"params": [model.classifier.bias], "weight_decay": 0.0},
+        ]
+    else:
+        trained = [{"params": list(model.parameters()), "weight_decay": params.weight_decay}]
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        trained,
         lr=params.lr,
         momentum=params.momentum,
         nesterov=params.momentum > 0,
-        weight_decay=params.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(cosine_schedule, 1.0, 0.0, total_steps=total_steps)

@@ -18,6 +18,7 @@ from contrastive_core.run_directory import CHECKPOINTS_DIR
 from .classifier_training import ClassifierTrainingParams, classifier_test_accuracy, train_classifier
 from .encoder_source import EncoderSource, random_init_like
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage
+from .preprocessing import TrainCrop
 
 
 class SupervisedParams(EvaluationParams, ClassifierTrainingParams):
@@ -32,6 +33,11 @@ class SupervisedParams(EvaluationParams, ClassifierTrainingParams):
     """Initial learning rate; decays to 0 along a cosine over all steps."""
     weight_decay: float = Field(5e-4, ge=0)
     """L2 weight decay on all parameters (usual for supervised training from scratch)."""
+    train_crop: TrainCrop = "auto"
+    """The training crop: "auto" (default) uses the usual supervised augmentation of small images
+    (4 px padding + random crop + flip, He et al. 2016) up to 64 px a side and the Inception crop
+    (area 0.08-1) above; "inception" or "padded" force one. A too-strong crop lowers this baseline and
+    inflates the LSI measured against it."""
 
 
 class Supervised(EvaluationStage):

@@ -48,6 +48,7 @@ def test_evaluation_only_recipe_with_an_encoder_path(registry, exported, tmp_pat
     results, output = run(registry, recipe(*stages), tmp_path / "run")
     assert f"knn_eval: encoder loaded from {exported}" in output
     assert set(results) == {"knn_eval", "linear_eval"}
+    assert results["linear_eval"].pop("protocol") == "precomputed"
     assert all(0 <= value <= 1 for metrics in results.values() for value in metrics.values())
 
 

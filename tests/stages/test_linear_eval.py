@@ -54,7 +54,8 @@ def test_separable_classes_are_learned_and_random_init_is_reported(registry, exp
     }
     results, _ = run(registry, recipe(stage), tmp_path / "run")
     metrics = results["linear_eval"]
-    assert set(metrics) == {"top1", "top5", "random_init_top1", "random_init_top5"}
+    assert set(metrics) == {"top1", "top5", "random_init_top1", "random_init_top5", "protocol"}
+    assert metrics["protocol"] == "precomputed"
     assert metrics["top1"] == 1.0
     assert (tmp_path / "run" / "linear_eval" / "random_init_classifier.safetensors").is_file()
     done = (tmp_path / "run" / "linear_eval" / "stage.json").read_text()

@@ -24,7 +24,15 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from contrastive_core import ComponentParams, Method, MethodOutput, MethodParts, StepProgress, ViewGroup
+from contrastive_core import (
+    ComponentParams,
+    Method,
+    MethodOutput,
+    MethodParts,
+    PublishedSetting,
+    StepProgress,
+    ViewGroup,
+)
 from contrastive_core.components import FrozenForSteps, MomentumTarget
 from contrastive_core.distributed import all_reduce_mean
 from contrastive_core.engine import cosine_schedule
@@ -47,6 +55,16 @@ class MomentumPredictor(Method):
     Params = MomentumPredictorParams
     views = (ViewGroup("global", 2),)
     requires = ("model.head", "model.predictor")
+    # What ``contrastive lint`` compares this method's recipes with: a plugin's own published settings.
+    published_settings = (
+        PublishedSetting(
+            "method.momentum",
+            0.99,
+            "this example's design notes",
+            "a lower momentum makes the target chase the online network",
+        ),
+        PublishedSetting("model.predictor.hidden_dim", 32, "this example's design notes"),
+    )
 
     def __init__(self, params: MomentumPredictorParams, parts: MethodParts) -> None:
         super().__init__(params, parts)
