@@ -27,10 +27,10 @@ from ..errors import ContrastiveError
 from ..recipes.recipe import load_recipe, recipe_model, recipe_warnings
 from ..registration.kinds import KINDS, kind_spec
 from .arguments import add_overrides_argument, registry_from_args
-from .commands import bench, compare, lint, preview, report
+from .commands import bench, compare, lint, preview, report, sweep
 
 #: Modules of contrastive_core.cli.commands that add a subcommand each, in the order of the help.
-EXTRA_COMMANDS = (lint, preview, report, compare, bench)
+EXTRA_COMMANDS = (lint, preview, report, compare, sweep, bench)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -150,7 +150,10 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 
 def _resume_command(args: argparse.Namespace) -> list[str]:
-    """The command that resumes an interrupted run: same recipe, overrides and run directory."""
+    """The command that resumes an interrupted run: same recipe, overrides and run directory (a command
+    that runs several recipes, such as ``sweep``, sets its own as ``args.resume_command``)."""
+    if getattr(args, "resume_command", None):
+        return args.resume_command
     command = ["contrastive", "run", str(args.recipe), "--out", str(args.out_resolved)]
     for override in args.overrides:
         command += ["--set", override]
