@@ -25,6 +25,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -52,6 +53,7 @@ from ..run_directory.names import (
 )
 from ..run_directory.records import RunRecordError, read_json_record
 from .accelerator import get_accelerator
+from .device_description import describe_device
 
 
 class RunDirectoryError(ContrastiveError):
@@ -106,7 +108,7 @@ def run_recipe(
                 write_json_atomic(
                     run_dir / MANIFEST_FILE,
                     build_manifest(registry, recipe_path=recipe_path, command_line=command_line or sys.argv)
-                    | {"processes": accelerator.num_processes},
+                    | {"processes": accelerator.num_processes, "device": describe_device(accelerator.device)},
                 )
                 write_text_atomic(run_dir / RESOLVED_RECIPE_FILE, resolved)
             except RunDirectoryError as error:
@@ -194,7 +196,9 @@ def _run_stages(
             results=results,
             artifacts=artifacts,
         )
+        started = time.monotonic()
         results[key] = stage.run(context)
+        seconds = time.monotonic() - started
         produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
         sums = _checksums(produced) if main else {}
         if main:
@@ -202,6 +206,7 @@ def _run_stages(
                 # It only restored its files: the results measured when it first ran stand (a re-run that
                 # resumes after its last step trains nothing, and its throughput would read 0).
                 results[key] = remade["metrics"]
+                seconds = remade.get("seconds", seconds)
             write_json_atomic(
                 stage_dir / STAGE_DONE_FILE,
                 {
@@ -210,6 +215,9 @@ def _run_stages(
                         name: str(path.relative_to(stage_dir.resolve())) for name, path in produced.items()
                     },
                     "checksums": sums,
+                    # The wall time of the session that finished the stage (a resumed stage's earlier
+                    # sessions are not counted).
+                    "seconds": round(seconds, 3),
                 },
             )
             write_json_atomic(run_dir / RESULTS_FILE, results)

@@ -26,7 +26,14 @@ from rich.text import Text
 
 from ..errors import ContrastiveError
 from ..run_directory.atomic import write_text_atomic
-from ..run_directory.names import MANIFEST_FILE, METRICS_FILE, REPORT_FILE, RESOLVED_RECIPE_FILE, RESULTS_FILE
+from ..run_directory.names import (
+    MANIFEST_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    RESOLVED_RECIPE_FILE,
+    RESULTS_FILE,
+    STAGE_DONE_FILE,
+)
 from ..run_directory.records import RunRecordError, read_json_record, read_metrics
 
 if sys.version_info >= (3, 11):
@@ -46,6 +53,8 @@ KNOWN_CURVES = {
 }
 #: Keys of a metrics record that place it rather than measure something.
 POSITION_KEYS = ("step", "epoch")
+#: The prefix of an evaluation's random-initialisation baseline metrics (``random_init_top1``).
+RANDOM_INIT_PREFIX = "random_init_"
 
 
 class MatplotlibMissingError(ContrastiveError):
@@ -103,6 +112,8 @@ class RunRecords:
     metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Records that could not be read (damaged files), each naming its file; the report leaves them out.
     problems: list[str] = field(default_factory=list)
+    #: Per finished stage key, the wall time in seconds of the session that finished it (if recorded).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -143,6 +154,11 @@ def read_run(run_dir: Path) -> RunRecords:
     logged = {path.parent.name for path in run_dir.glob(f"*/{METRICS_FILE}")}
     order = [key for key in results if key in logged] + sorted(logged - set(results))
     metrics = {key: readable(read_metrics, run_dir / key / METRICS_FILE, []) for key in order}
+    stage_seconds = {}
+    for key in results:
+        seconds = readable(read_json_record, run_dir / key / STAGE_DONE_FILE, {}).get("seconds")
+        if _is_number(seconds):
+            stage_seconds[key] = float(seconds)
     return RunRecords(
         run_dir=run_dir,
         results=results,
@@ -150,6 +166,7 @@ def read_run(run_dir: Path) -> RunRecords:
         resolved_recipe=resolved,
         metrics={key: records for key, records in metrics.items() if records},
         problems=problems,
+        stage_seconds=stage_seconds,
     )
 
 
@@ -242,6 +259,7 @@ def render_html(run: RunRecords, plots: list[tuple[str, str, bytes]]) -> str:
         _problems_section(run.problems),
         "<h2>Results</h2>",
         _results_table(run.results),
+        _wall_time_table(run.stage_seconds),
         "<h2>Training curves</h2>",
         _plots_section(plots),
         "<h2>Run</h2>",
@@ -262,16 +280,69 @@ def _problems_section(problems: list[str]) -> str:
 
 
 def _results_table(results: dict[str, dict[str, Any]]) -> str:
+    """A row per stage metric; a metric with a random-init baseline (``random_init_<metric>``) shows the
+    baseline and the difference beside it instead of a row of its own."""
     if not results:
         return f'<p class="muted">No stage has finished yet ({RESULTS_FILE} is absent or empty).</p>'
+    with_baseline = any(
+        RANDOM_INIT_PREFIX + name in metrics for metrics in results.values() for name in metrics
+    )
     rows = []
     for key, metrics in results.items():
-        for index, (name, value) in enumerate(metrics.items()):
-            stage_cell = f'<td rowspan="{len(metrics)}">{_escape(key)}</td>' if index == 0 else ""
-            rows.append(
-                f'<tr>{stage_cell}<td>{_escape(name)}</td><td class="number">{_escape(format_value(value))}</td></tr>'
-            )
-    return "<table><tr><th>stage</th><th>metric</th><th>value</th></tr>" + "".join(rows) + "</table>"
+        shown = [name for name in metrics if not _is_baseline_of_a_shown_metric(name, metrics)]
+        for index, name in enumerate(shown):
+            stage_cell = f'<td rowspan="{len(shown)}">{_escape(key)}</td>' if index == 0 else ""
+            cells = f'<td class="number">{_escape(format_value(metrics[name]))}</td>'
+            if with_baseline:
+                baseline = metrics.get(RANDOM_INIT_PREFIX + name)
+                difference = (
+                    format_difference(metrics[name] - baseline)
+                    if _is_number(baseline) and _is_number(metrics[name])
+                    else ""
+                )
+                baseline_text = format_value(baseline) if baseline is not None else ""
+                cells += f'<td class="number">{_escape(baseline_text)}</td><td class="number">{_escape(difference)}</td>'
+            rows.append(f"<tr>{stage_cell}<td>{_escape(name)}</td>{cells}</tr>")
+    header = "<tr><th>stage</th><th>metric</th><th>value</th>"
+    if with_baseline:
+        header += "<th>random init</th><th>difference</th>"
+    return f"<table>{header}</tr>" + "".join(rows) + "</table>"
+
+
+def _is_baseline_of_a_shown_metric(name: str, metrics: dict[str, Any]) -> bool:
+    return name.startswith(RANDOM_INIT_PREFIX) and name.removeprefix(RANDOM_INIT_PREFIX) in metrics
+
+
+def format_difference(value: float) -> str:
+    """A signed difference, e.g. ``+0.0420``."""
+    return f"{value:+.4f}"
+
+
+def _wall_time_table(stage_seconds: dict[str, float]) -> str:
+    if not stage_seconds:
+        return ""
+    rows = "".join(
+        f'<tr><td>{_escape(key)}</td><td class="number">{_escape(format_duration(seconds))}</td></tr>'
+        for key, seconds in stage_seconds.items()
+    )
+    total = format_duration(sum(stage_seconds.values()))
+    return (
+        "<h3>Wall time</h3><table><tr><th>stage</th><th>wall time</th></tr>"
+        + rows
+        + f'<tr><th>total</th><td class="number">{_escape(total)}</td></tr></table>'
+        + '<p class="muted">of the session that finished each stage (a resumed stage\'s earlier sessions are not counted)</p>'
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """``42.0 s``, ``3 min 05 s`` or ``2 h 03 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {second:02d} s"
+    hours, minute = divmod(minutes, 60)
+    return f"{hours} h {minute:02d} min"
 
 
 def _plots_section(plots: list[tuple[str, str, bytes]]) -> str:
@@ -293,10 +364,14 @@ def _manifest_table(manifest: dict[str, Any]) -> str:
         "started": manifest.get("started_at"),
         "host": manifest.get("host"),
         "processes": manifest.get("processes"),
+        "device": manifest.get("device"),
         "contrastive": manifest.get("contrastive"),
         "python": manifest.get("python"),
         "torch": manifest.get("torch"),
-        "CUDA": manifest.get("cuda"),
+        # The CUDA version torch was built for: worth showing only where the run used CUDA.
+        "torch CUDA build": manifest.get("cuda")
+        if str(manifest.get("device", "cuda")).startswith("cuda")
+        else None,
         "platform": manifest.get("platform"),
         "git": f"{git['commit']}{' (uncommitted changes)' if git.get('dirty') else ''}" if git else None,
         "plugins": ", ".join(
@@ -344,6 +419,10 @@ def report_after_run(run_dir: Path, console: Console) -> None:
     Never raises: the run has finished and its results are saved, so a failing report only warns.
     """
     if not matplotlib_available():
+        console.print(
+            Text(f"{REPORT_FILE} skipped: its plots need matplotlib ({INSTALL_HINT})", style="dim"),
+            soft_wrap=True,
+        )
         return
     try:
         path = write_report(

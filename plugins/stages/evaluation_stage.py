@@ -26,6 +26,7 @@ from contrastive_plugins.datasets.label_fraction import balanced_subset
 from . import features
 from .dataset_source import evaluation_dataset
 from .encoder_source import EncoderSource, random_init_like, resolve_encoder
+from .evaluation_progress import EvaluationProgress
 from .frozen_encoder import FrozenEncoderCheck
 from .labelled_split import LabelledSplit
 from .lsi import LsiRole, lsi_metrics
@@ -124,13 +125,27 @@ class EvaluationSetup:
         train, test = self.train_split(train_split), self.split(test_split)
         options = {"batch_size": self.eval_batch_size, "precision": self.precision}
         train_features, train_labels = features.compute_features(
-            encoder, train, self.preprocessing, **options
+            encoder,
+            train,
+            self.preprocessing,
+            **options,
+            progress=self.progress(f"features of {train_split}", len(train)),
         )
-        test_features, test_labels = features.compute_features(encoder, test, self.preprocessing, **options)
+        test_features, test_labels = features.compute_features(
+            encoder,
+            test,
+            self.preprocessing,
+            **options,
+            progress=self.progress(f"features of {test_split}", len(test)),
+        )
         frozen.verify(encoder, f"{self.where} {stage}")
         features.require_finite(train_features, train_split, self.precision, f"{self.where} {stage}")
         features.require_finite(test_features, test_split, self.precision, f"{self.where} {stage}")
         return FrozenFeatures(train_features, train_labels, test_features, test_labels, train.num_classes)
+
+    def progress(self, what: str, total: int, unit: str = "images") -> EvaluationProgress:
+        """Progress lines (on the main process) for a pass over ``total`` items of this stage."""
+        return EvaluationProgress(self.say, f"{self.context.key}: {what}", total, unit)
 
     def artifact(self, variant: str, filename: str) -> tuple[str, Path]:
         """(artifact name, path in the stage directory) of a file of ``variant`` (MAIN or RANDOM_INIT)."""

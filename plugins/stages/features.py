@@ -12,6 +12,7 @@ from torch import nn
 
 from contrastive_core.errors import ContrastiveError
 
+from .evaluation_progress import EvaluationProgress
 from .labelled_split import LabelledSplit
 from .mixed_precision import autocast
 
@@ -53,10 +54,12 @@ def compute_features(
     *,
     batch_size: int,
     precision: str = "no",
+    progress: EvaluationProgress | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features float32 (N, d), labels int64 (N,)) of ``split``, in its order, on the split's device.
 
-    ``encoder`` must already be on that device; it is put in evaluation mode.
+    ``encoder`` must already be on that device; it is put in evaluation mode. ``progress`` is told of
+    every batch (progress lines with an ETA on long passes).
     """
     encoder.eval()
     features, labels = [], []
@@ -64,4 +67,8 @@ def compute_features(
         with autocast(split.device, precision):
             features.append(encoder(preprocessing(images)).float())
         labels.append(batch_labels)
+        if progress is not None:
+            progress.advance(images.shape[0])
+    if progress is not None:
+        progress.finish()
     return torch.cat(features), torch.cat(labels)

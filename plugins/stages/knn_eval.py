@@ -17,6 +17,7 @@ from pydantic import Field
 
 from contrastive_core import Encoder
 
+from .evaluation_progress import EvaluationProgress
 from .evaluation_stage import EvaluationParams, EvaluationSetup, EvaluationStage, RandomInitBaselineParams
 from .metrics import TopKAccuracy
 
@@ -67,8 +68,10 @@ def knn_accuracy(
     k: int,
     temperature: float,
     query_batch_size: int,
+    progress: EvaluationProgress | None = None,
 ) -> dict[str, float]:
-    """Top-1/top-5 accuracy of the weighted kNN vote, over the test queries in batches."""
+    """Top-1/top-5 accuracy of the weighted kNN vote, over the test queries in batches (each batch told
+    to ``progress``)."""
     bank = F.normalize(train_features, dim=1)
     queries = F.normalize(test_features, dim=1)
     accuracy = TopKAccuracy()
@@ -76,6 +79,10 @@ def knn_accuracy(
         batch = slice(start, start + query_batch_size)
         votes = weighted_knn_votes(queries[batch], bank, train_labels, num_classes, k, temperature)
         accuracy.update(votes, test_labels[batch])
+        if progress is not None:
+            progress.advance(votes.shape[0])
+    if progress is not None:
+        progress.finish()
     return accuracy.compute()
 
 
@@ -98,4 +105,5 @@ class KnnEval(EvaluationStage):
             k=params.k,
             temperature=params.temperature,
             query_batch_size=params.query_batch_size,
+            progress=setup.progress("kNN votes", len(data.test_labels), "queries"),
         )

@@ -45,7 +45,24 @@ def test_metric_filter_and_bar_plot(finished_runs, tmp_path, capsys):
     assert " top5 " not in out and " steps " not in out
     assert f"wrote {plot}" in out
     image = decode_png(read_file(str(plot)))
-    assert image.shape[1:] == (320, 840)  # two charts side by side: (2 x 4.2) x 3.2 inches at 100 dpi
+    # knn_eval.top1 and pretrain.loss as points, then the pretrain loss curves overlaid: three charts
+    # side by side, (3 x 4.2) x 3.2 inches at 100 dpi.
+    assert image.shape[1:] == (320, 1260)
+
+
+def test_result_axes_span_the_values_and_curves_overlay_every_run(finished_runs):
+    from contrastive_core.cli.commands.compare import run_curves, value_range
+
+    low, high = value_range([0.81, 0.82])
+    assert 0.79 < low < 0.81 and 0.82 < high < 0.83  # not from 0: the two values look different
+    assert value_range([0.5, 0.5]) == (0.475, 0.525)
+    curves = [run_curves(run, ["pretrain", "knn_eval"], []) for run in finished_runs]
+    for found in curves:
+        assert {("pretrain", "loss"), ("pretrain", "lr"), ("pretrain", "knn_top1")} <= set(found)
+        steps, values = found[("pretrain", "loss")]
+        assert len(steps) == len(values) > 1
+    assert curves[0][("pretrain", "loss")][1] != curves[1][("pretrain", "loss")][1]
+    assert set(run_curves(finished_runs[0], ["pretrain"], ["loss"])) == {("pretrain", "loss")}
 
 
 def test_a_directory_without_results_is_an_error(finished_runs, tmp_path, capsys):

@@ -83,7 +83,9 @@ def test_without_matplotlib_report_says_how_to_install_it(finished_runs, monkeyp
     assert "Traceback" not in err
 
 
-def test_without_matplotlib_a_run_skips_its_report_silently(finished_runs, tmp_path, monkeypatch):
+def test_without_matplotlib_a_run_skips_its_report_and_says_how_to_get_it(
+    finished_runs, tmp_path, monkeypatch
+):
     run_dir = tmp_path / "copy"
     shutil.copytree(finished_runs[0], run_dir)
     (run_dir / REPORT_FILE).unlink()
@@ -91,7 +93,56 @@ def test_without_matplotlib_a_run_skips_its_report_silently(finished_runs, tmp_p
     console = Console(record=True, width=200)
     report_after_run(run_dir, console)
     assert not (run_dir / REPORT_FILE).exists()
-    assert console.export_text() == ""
+    assert (
+        console.export_text()
+        == "report.html skipped: its plots need matplotlib (pip install 'contrastive[report]')\n"
+    )
+
+
+def test_the_report_names_the_device_and_the_wall_time_of_every_stage(finished_runs):
+    run_dir = finished_runs[0]
+    page = (run_dir / REPORT_FILE).read_text()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["device"].startswith("cpu (") and "core" in manifest["device"]
+    assert f"<th>device</th><td>{manifest['device']}</td>" in page
+    assert "torch CUDA build" not in page  # a CPU run: the build's CUDA version says nothing about it
+    for stage in ("pretrain", "knn_eval"):
+        seconds = json.loads((run_dir / stage / "stage.json").read_text())["seconds"]
+        assert seconds > 0
+        assert f'<tr><td>{stage}</td><td class="number">{report.format_duration(seconds)}</td></tr>' in page
+    assert "<th>total</th>" in page
+
+
+def test_a_metric_with_a_random_init_baseline_shows_it_and_the_difference(tmp_path):
+    run = report.RunRecords(
+        run_dir=tmp_path,
+        results={
+            "linear_eval": {
+                "top1": 0.82,
+                "top5": 0.99,
+                "random_init_top1": 0.71,
+                "random_init_top5": 0.97,
+                "protocol": "augmented",
+            }
+        },
+        manifest={"device": "cuda:0 (NVIDIA H200, 139.8 GiB)", "cuda": "13.0"},
+        resolved_recipe="",
+    )
+    page = report.render_html(run, [])
+    assert "<th>random init</th><th>difference</th>" in page
+    assert (
+        '<td>top1</td><td class="number">0.8200</td><td class="number">0.7100</td><td class="number">+0.1100</td>'
+        in page
+    )
+    assert '<td>protocol</td><td class="number">augmented</td><td class="number"></td>' in page
+    assert "<td>random_init_top1</td>" not in page  # folded into its metric's row
+    assert '<td rowspan="3">linear_eval</td>' in page
+    assert "<th>torch CUDA build</th><td>13.0</td>" in page  # a CUDA run shows it
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(4.25, "4.2 s"), (185, "3 min 05 s"), (7380, "2 h 03 min")])
+def test_durations_read_naturally(seconds, text):
+    assert report.format_duration(seconds) == text
 
 
 def test_a_failing_report_only_warns(finished_runs, tmp_path, monkeypatch):

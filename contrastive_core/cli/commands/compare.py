@@ -1,9 +1,11 @@
-"""``contrastive compare RUN_DIR...``: the results of several runs side by side, optionally as bar plots.
+"""``contrastive compare RUN_DIR...``: the results of several runs side by side, optionally as plots.
 
 Reads each run directory's ``results.json`` (the metrics of every finished stage) and prints one table
-with a row per stage metric and a column per run. ``--plot FILE.png`` draws one small bar chart per
-metric (matplotlib, the optional ``report`` extra), each with its own scale, since accuracies,
-losses and throughputs do not share an axis.
+with a row per stage metric and a column per run. ``--plot FILE.png`` draws one small chart per metric
+(matplotlib, the optional ``report`` extra) with a point per run, each with its own scale spanning the
+values (accuracies, losses and throughputs do not share an axis, and an axis from 0 would hide 0.81 vs
+0.82), then one chart per training curve of the stages' ``metrics.jsonl`` with every run's curve
+overlaid.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ...errors import ContrastiveError
-from ...reports.report import figure_png, format_value, load_figure_class
+from ...reports.report import curve, curve_keys, figure_png, format_value, load_figure_class
 from ...run_directory.atomic import write_atomic
-from ...run_directory.names import MANIFEST_FILE, RESULTS_FILE
-from ...run_directory.records import read_json_record
+from ...run_directory.names import MANIFEST_FILE, METRICS_FILE, RESULTS_FILE
+from ...run_directory.records import read_json_record, read_metrics
 
 #: (stage key, metric name): one row of the comparison.
 MetricKey = tuple[str, str]
@@ -44,7 +46,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="show only this metric, e.g. knn_eval.top1 or top1 (any stage); repeatable",
     )
     compare.add_argument(
-        "--plot", type=Path, metavar="FILE.png", help="also draw bar plots into this PNG file"
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the results and the training curves into this PNG file",
     )
     compare.set_defaults(handler=run_compare)
 
@@ -59,7 +64,11 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
     rows = select_metrics(metric_rows(runs.values()), args.metrics)
     console.print(comparison_table(runs, rows))
     if args.plot is not None:
-        png = comparison_plot(runs, rows)
+        curves = {
+            label: run_curves(path, list(runs[label]), args.metrics)
+            for label, path in zip(runs, args.run_dirs, strict=True)
+        }
+        png = comparison_plot(runs, rows, curves)
         write_atomic(args.plot, lambda file: file.write(png))
         console.print(Text(f"wrote {args.plot}"))
     return 0
@@ -121,32 +130,91 @@ def comparison_table(runs: dict[str, dict[str, dict[str, Any]]], rows: list[Metr
     return table
 
 
-def comparison_plot(runs: dict[str, dict[str, dict[str, Any]]], rows: list[MetricKey]) -> bytes:
-    """One bar chart per numeric (stage, metric), a bar per run, as PNG bytes."""
+def comparison_plot(
+    runs: dict[str, dict[str, dict[str, Any]]],
+    rows: list[MetricKey],
+    curves: dict[str, dict[MetricKey, tuple[list[float], list[float]]]] | None = None,
+) -> bytes:
+    """PNG bytes: a chart per numeric (stage, metric) with a point per run, then a chart per training
+    curve (stage, logged key) that a run has, overlaying every run's curve.
+
+    A result chart's value axis spans the values (with a margin), not 0 to the maximum: 0.81 and 0.82
+    must look different. ``curves``: per run label, (stage, key) -> (steps, values).
+    """
     plotted = [row for row in rows if any(_number(results, row) is not None for results in runs.values())]
-    if not plotted:
+    curve_rows = list(dict.fromkeys(row for run_curves in (curves or {}).values() for row in run_curves))
+    if not plotted and not curve_rows:
         raise ContrastiveError("none of the selected metrics is a number; nothing to plot")
     Figure = load_figure_class("compare --plot")
-    columns = min(3, len(plotted))
-    lines = math.ceil(len(plotted) / columns)
+    panels = len(plotted) + len(curve_rows)
+    columns = min(3, panels)
+    lines = math.ceil(panels / columns)
     figure = Figure(figsize=(4.2 * columns, 3.2 * lines), layout="constrained")
     labels = list(runs)
-    colours = [f"C{index % 10}" for index in range(len(labels))]
+    colours = {label: f"C{index % 10}" for index, label in enumerate(labels)}
     for index, (stage, name) in enumerate(plotted):
         axes = figure.add_subplot(lines, columns, index + 1)
-        heights = [_number(runs[label], (stage, name)) for label in labels]
-        bars = axes.bar(
-            range(len(labels)),
-            [math.nan if h is None else h for h in heights],
-            color=colours,
-            tick_label=labels,
-        )
-        axes.bar_label(bars, labels=["" if h is None else f"{h:.4g}" for h in heights], fontsize=8)
+        values = [_number(runs[label], (stage, name)) for label in labels]
+        for position, (label, value) in enumerate(zip(labels, values, strict=True)):
+            if value is None:
+                continue
+            axes.plot([position], [value], "o", color=colours[label], markersize=8)
+            axes.annotate(
+                f"{value:.4g}",
+                (position, value),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize=8,
+            )
+        axes.set_xticks(range(len(labels)), labels)
+        axes.set_xlim(-0.5, len(labels) - 0.5)
+        axes.set_ylim(*value_range([value for value in values if value is not None]))
         axes.set_title(f"{stage}: {name}")
         axes.tick_params(axis="x", labelrotation=20, labelsize=8)
         axes.grid(True, axis="y", alpha=0.3)
-        axes.margins(y=0.15)  # room for the value labels above the tallest bar
+    for index, (stage, key) in enumerate(curve_rows, start=len(plotted) + 1):
+        axes = figure.add_subplot(lines, columns, index)
+        for label in labels:
+            steps, values = (curves or {}).get(label, {}).get((stage, key), ([], []))
+            if steps:
+                axes.plot(steps, values, color=colours[label], linewidth=1.5, label=label)
+        axes.set_title(f"{stage}: {key} over steps")
+        axes.set_xlabel("step")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7)
     return figure_png(figure)
+
+
+def value_range(values: list[float]) -> tuple[float, float]:
+    """The value axis of a result chart: the values' span plus 25% of it (room for the labels), or
+    +-5% of the value (+-0.05 around 0) when every run has the same one."""
+    low, high = min(values), max(values)
+    span = high - low
+    if span == 0:
+        pad = abs(high) * 0.05 or 0.05
+        return low - pad, high + pad
+    return low - 0.25 * span, high + 0.25 * span
+
+
+def run_curves(
+    run_dir: Path, stages: list[str], wanted: list[str]
+) -> dict[MetricKey, tuple[list[float], list[float]]]:
+    """The training curves of a run's ``stages`` (their metrics.jsonl), the keys ``--metric`` asks for
+    (all when none), as (stage, key) -> (steps, values)."""
+    found: dict[MetricKey, tuple[list[float], list[float]]] = {}
+    for stage in stages:
+        path = Path(run_dir) / stage / METRICS_FILE
+        if not path.is_file():
+            continue
+        records = read_metrics(path)
+        for key in curve_keys(records):
+            if wanted and key not in wanted and f"{stage}.{key}" not in wanted:
+                continue
+            steps, values = curve(records, key)
+            if len(steps) > 1:  # one point is no curve
+                found[(stage, key)] = (steps, values)
+    return found
 
 
 def _number(results: dict[str, dict[str, Any]], row: MetricKey) -> float | None:
