@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,6 +38,9 @@ class StageContext:
     console: Console
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Path]] = field(default_factory=dict)
+    log_metrics: Callable[[dict[str, Any], int], None] = lambda values, step: None
+    """Send one step's metrics of this stage (name -> number, the stage's own step) to the run's
+    experiment trackers (``[run] trackers``); does nothing when the run has none."""
 
 
 class Stage(Component):

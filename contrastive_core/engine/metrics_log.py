@@ -1,4 +1,5 @@
-"""Writing ``metrics.jsonl`` (one JSON object per logging step), and TensorBoard when it is installed.
+"""Writing ``metrics.jsonl`` (one JSON object per logging step), and passing each record on to the run's
+experiment trackers (:mod:`.experiment_trackers`).
 
 :func:`contrastive_core.run_directory.read_metrics` reads the records back.
 """
@@ -6,26 +7,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..run_directory.atomic import write_text_atomic
-from ..run_directory.names import TENSORBOARD_DIR
 
 
 class MetricsLog:
     """Appends metrics lines to ``path``; on resume, lines past the resumed step are dropped first.
 
-    Only the main process should create one. TensorBoard event files go to ``<dir>/tensorboard`` when
-    the ``tensorboard`` package is importable.
+    Only the main process should create one. ``also``: called with every record's metrics (without
+    ``step``) and its step, e.g. a stage's ``context.log_metrics`` (the run's experiment trackers).
     """
 
-    def __init__(self, path: Path, resume_step: int = 0) -> None:
+    def __init__(
+        self, path: Path, resume_step: int = 0, also: Callable[[dict[str, Any], int], None] | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._truncate_after(resume_step)
         self._file = open(self.path, "a", encoding="utf-8")
-        self._tensorboard = _tensorboard_writer(self.path.parent / TENSORBOARD_DIR)
+        self._also = also
 
     def _truncate_after(self, step: int) -> None:
         """Keep only lines up to ``step``: those after it are re-logged by the resumed run."""
@@ -47,20 +50,8 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._tensorboard is not None:
-            for key, value in record.items():
-                if key not in ("step", "epoch") and isinstance(value, int | float):
-                    self._tensorboard.add_scalar(key, value, record["step"])
+        if self._also is not None:
+            self._also({key: value for key, value in record.items() if key != "step"}, record["step"])
 
     def close(self) -> None:
         self._file.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-
-
-def _tensorboard_writer(directory: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(directory))

@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from ..run_directory.names import (
 from ..run_directory.records import RunRecordError, read_json_record
 from .accelerator import get_accelerator
 from .device_description import describe_device
+from .experiment_trackers import ExperimentTrackers, flat_hyperparameters
 
 
 class RunDirectoryError(ContrastiveError):
@@ -119,8 +121,18 @@ def run_recipe(
         problem = broadcast_object_list([problem])[0] if accelerator.num_processes > 1 else problem
         if problem is not None:
             raise RunDirectoryError(problem)
+        trackers = ExperimentTrackers(
+            recipe.run.trackers if main else (),
+            run_dir,
+            run_name=recipe.run.name or run_dir.resolve().name,
+            project=recipe.run.tracker_project,
+        )
+        held.callback(trackers.finish)  # also when a stage fails or the run is interrupted
+        trackers.start(flat_hyperparameters(recipe.model_dump(mode="json", exclude_none=True)))
         try:
-            results = _run_stages(recipe, registry, run_dir, console, main, accelerator.wait_for_everyone)
+            results = _run_stages(
+                recipe, registry, run_dir, console, main, accelerator.wait_for_everyone, trackers
+            )
         except OSError as error:
             raise RunFileSystemError(
                 f"the run stopped on an operating-system error: {error}. Checkpoints and records are written "
@@ -144,6 +156,7 @@ def _run_stages(
     console: Console,
     main: bool,
     barrier: Callable[[], None],
+    trackers: ExperimentTrackers,
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, Path]] = {}
@@ -195,9 +208,11 @@ def _run_stages(
             console=console,
             results=results,
             artifacts=artifacts,
+            log_metrics=partial(trackers.log, key),
         )
         started = time.monotonic()
         results[key] = stage.run(context)
+        trackers.log_results(key, results[key])
         seconds = time.monotonic() - started
         produced = {name: Path(path).resolve() for name, path in artifacts.get(key, {}).items()}
         sums = _checksums(produced) if main else {}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The module each tracker's package provides (what must be importable to use it).
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 class RunSettings(BaseModel):
@@ -40,6 +44,28 @@ class RunSettings(BaseModel):
     """Mixed precision for the encoder's forward and backward passes; losses are computed in fp32."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms (slower on GPU; exact resume equality on CPU)."""
+    trackers: tuple[Literal["tensorboard", "wandb", "mlflow"], ...] = ()
+    """Experiment trackers the run reports to, any of "tensorboard" (event files in <run dir>/tensorboard),
+    "wandb" (Weights & Biases; <run dir>/wandb, WANDB_MODE=offline for no network) and "mlflow"
+    (MLFLOW_TRACKING_URI, else a file store in <run dir>/mlruns): the resolved recipe as
+    hyperparameters, every stage's logged metrics and results. Each needs its package (pip install
+    'contrastive[tensorboard]', '[wandb]', '[mlflow]'). Default: none."""
+    tracker_project: str = Field("contrastive", min_length=1)
+    """The W&B project and the MLflow experiment the run is logged in."""
+
+    @field_validator("trackers")
+    @classmethod
+    def _installed_once_each(cls, trackers: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(trackers)) != len(trackers):
+            raise ValueError(f"a tracker is listed twice: {list(trackers)}")
+        missing = [name for name in trackers if importlib.util.find_spec(TRACKER_MODULES[name]) is None]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
+                + " ".join(f"pip install 'contrastive[{name}]'" for name in missing)
+            )
+        return trackers
+
     collective_timeout_s: float = Field(1800.0, gt=0)
     """With several processes: how long a collective operation (a gradient all-reduce, a barrier) may
     wait for the other processes before the run stops, naming the processes that did not respond (a

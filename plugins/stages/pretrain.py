@@ -261,7 +261,11 @@ class Pretrain(Stage):
             micro_batch_norm=params.micro_batch_norm,
         )
 
-        metrics_log = MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step) if main else None
+        metrics_log = (
+            MetricsLog(context.stage_dir / METRICS_FILE, resume_step=step, also=context.log_metrics)
+            if main
+            else None
+        )
         progress = TrainingProgress(context.console, context.key, total_steps, step, enabled=main)
         # A run resumed after its last step trains no more: its result is the last logged record.
         records = read_metrics(metrics_log.path) if metrics_log is not None else []
