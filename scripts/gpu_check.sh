@@ -171,6 +171,10 @@ if has jpeg; then
             bench "r50_jpeg_$decode" "$R50" "$R50_BATCH" 50 --set "data.root=$SCRATCH/jpegs" \
                 --set "data.decode=$decode" --set "stages[0].num_workers=8" "${R50_SET[@]}"
         done
+        # The old training images (224 px centre squares) against the whole photos of the runs above.
+        bench r50_jpeg_device_square "$R50" "$R50_BATCH" 50 --set "data.root=$SCRATCH/jpegs" \
+            --set "data.decode=device" --set "data.train_images=square" --set "stages[0].num_workers=8" \
+            "${R50_SET[@]}"
     fi
 fi
 if has precision; then

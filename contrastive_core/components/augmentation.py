@@ -22,6 +22,15 @@ class Augmentation(Component, nn.Module):
 
     kind: ClassVar[str] = "augmentation"
 
+    #: Whether the op crops every image within its own extent, so that it can be the first op of a
+    #: pipeline fed a padded canvas of images of different sizes (a
+    #: :class:`~contrastive_core.components.dataset.VariableSizeSplit`'s batches). Such an op's
+    #: ``forward`` also takes ``sizes``: int64 (B, 2), the ``(height, width)`` of image i in the
+    #: top-left corner of the (B, C, H, W) canvas; it reads no pixel outside them, and its output has
+    #: one size for the whole batch. Any other op would work on the padding as if it were image (a flip
+    #: of the canvas moves the padding to the left), so it cannot come first.
+    crops_within_sizes: ClassVar[bool] = False
+
     def __init__(self, params: ComponentParams) -> None:
         nn.Module.__init__(self)
         self.params = params

@@ -7,6 +7,11 @@ Other methods ask for *view groups*: V views of one batch whose op lists share t
 order but may differ in parameters (BYOL blurs its first view always and its second rarely, and
 solarizes only the second). :func:`build_view_pipeline` makes one pipeline per group; a group whose V
 lists are equal is exactly :func:`build_pipeline` of that list.
+
+Photos of different sizes come as one padded canvas with every image's size (``sizes``, see
+:class:`~.image_batch.ImageBatch`); the pipeline hands the sizes to its first op, which must crop
+within them (:attr:`~contrastive_core.components.augmentation.Augmentation.crops_within_sizes`), and
+every later op sees the crops, which have one size.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ class AugmentationPipeline(nn.Module):
     ``forward`` takes ``(B, C, H, W)`` uint8 (0-255, scaled to float32 in [0, 1]) or float (taken as
     already in [0, 1]) and returns one view ``(B, C, H', W')`` float. Every op draws its random
     parameters per sample from ``generator`` (which must live on the batch's device; None uses that
-    device's default RNG), so a seeded generator reproduces the views exactly.
+    device's default RNG), so a seeded generator reproduces the views exactly. ``sizes`` (int64 (B, 2),
+    on the batch's device), given for a padded canvas of images of different sizes, is each image's
+    ``(height, width)`` in the canvas's top-left corner; the first op crops within it (ValueError
+    when that op cannot: :func:`check_crops_first`).
 
     :meth:`views` and :meth:`stacked_views` make ``n_views`` views of the same op list. A pipeline that
     stands for one view group (see :func:`build_view_pipeline`) has :attr:`view_count` set and makes
@@ -81,32 +89,52 @@ class AugmentationPipeline(nn.Module):
         self.compute_dtype = dtype
         self.compute_dtype_min_values = min_values
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float."""
-        return self._augment(to_unit_float(images), generator)
+        check_crops_first(self.augmentations, sizes)
+        return self._augment(to_unit_float(images), generator, sizes)
 
     def views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """``n_views`` independently augmented views of the batch, each (B, C, H', W') float.
 
         ``n_views``: None means :attr:`view_count`, or 2 for a pipeline that makes any number of views;
-        a pipeline with a :attr:`view_count` accepts no other number (ValueError).
+        a pipeline with a :attr:`view_count` accepts no other number (ValueError). ``sizes``: see the
+        class docstring.
         """
         n_views = self.resolve_n_views(n_views)
+        check_crops_first(self.augmentations, sizes)
         # Converted once; the views then differ only by their random draws.
         images = to_unit_float(images)
-        return [self._augment(images, generator) for _ in range(n_views)]
+        return [self._augment(images, generator, sizes) for _ in range(n_views)]
 
     def stacked_views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The ``n_views`` views in one (n_views * B, C, H', W') tensor: rows v B ... (v + 1) B - 1 are view v.
 
         What a training step feeds the encoder (all views in one forward pass); a faster pipeline
-        writes them there directly instead of concatenating separate views. ``n_views`` as in :meth:`views`.
+        writes them there directly instead of concatenating separate views. ``n_views`` and ``sizes``
+        as in :meth:`views`.
         """
-        return torch.cat(self.views(images, n_views, generator))
+        return torch.cat(self.views(images, n_views, generator, sizes=sizes))
 
     def resolve_n_views(self, n_views: int | None) -> int:
         """The number of views a call makes: ``n_views``, or :attr:`view_count` (2 when unset) for None.
@@ -131,8 +159,10 @@ class AugmentationPipeline(nn.Module):
         pipeline (see :func:`build_pipeline`) compiles its whole batched transform.
         """
 
-    def _augment(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return apply_in_order(self.augmentations, images, generator)
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None, sizes: torch.Tensor | None
+    ) -> torch.Tensor:
+        return apply_in_order(self.augmentations, images, generator, sizes)
 
 
 class PerViewAugmentationPipeline(AugmentationPipeline):
@@ -156,25 +186,42 @@ class PerViewAugmentationPipeline(AugmentationPipeline):
         self.view_augmentations = nn.ModuleList(nn.ModuleList(ops) for ops in view_augmentations)
         self.view_count = len(view_augmentations)
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         raise ValueError(
             f"this pipeline makes the {self.view_count} different views of its group together: "
             "call views() or stacked_views()"
         )
 
     def views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """The group's V views, view v from its own op list, each (B, C, H'_v, W'_v) float."""
         self.resolve_n_views(n_views)
+        check_crops_first(self.augmentations, sizes)  # the views share their op types
         images = to_unit_float(images)
-        return [apply_in_order(ops, images, generator) for ops in self.view_augmentations]
+        return [apply_in_order(ops, images, generator, sizes) for ops in self.view_augmentations]
 
     def stacked_views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, C, H, W) -> (V B, C, H', W'), rows v B ... (v + 1) B - 1 view v; the views must share a size."""
-        views = self.views(images, n_views, generator)
+        views = self.views(images, n_views, generator, sizes=sizes)
         sizes = {tuple(view.shape[1:]) for view in views}
         if len(sizes) > 1:
             raise ValueError(
@@ -185,12 +232,42 @@ class PerViewAugmentationPipeline(AugmentationPipeline):
 
 
 def apply_in_order(
-    augmentations: Iterable[Augmentation], images: torch.Tensor, generator: torch.Generator | None
+    augmentations: Iterable[Augmentation],
+    images: torch.Tensor,
+    generator: torch.Generator | None,
+    sizes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Float (B, C, H, W) through each op in turn (each drawing its parameters) -> (B, C, H', W')."""
-    for augmentation in augmentations:
-        images = augmentation(images, generator)
+    """Float (B, C, H, W) through each op in turn (each drawing its parameters) -> (B, C, H', W').
+
+    ``sizes`` (B, 2), for a canvas of images of different sizes, goes to the first op, a crop within
+    each image's size (see :func:`check_crops_first`); its output has one size, so no later op needs them.
+    """
+    for position, augmentation in enumerate(augmentations):
+        if position == 0 and sizes is not None:
+            images = augmentation(images, generator, sizes=sizes)
+        else:
+            images = augmentation(images, generator)
     return images
+
+
+class CanvasOrderError(ValueError):
+    """A pipeline fed a canvas of images of different sizes does not start with a crop within them."""
+
+
+def check_crops_first(augmentations: Sequence[Augmentation], sizes: torch.Tensor | None) -> None:
+    """:class:`CanvasOrderError` when ``sizes`` is given (a padded canvas of images of different sizes)
+    but the first op does not crop within them (:attr:`Augmentation.crops_within_sizes`): any other
+    op would treat the padding as image (a flip would move it to the left, a colour jitter would count
+    it in the image's mean). Checked from the op types alone, without reading ``sizes``."""
+    if sizes is None:
+        return
+    first = next(iter(augmentations), None)
+    if first is None or not first.crops_within_sizes:
+        what = "no op" if first is None else f"{first.name!r}"
+        raise CanvasOrderError(
+            f"the images are photos of different sizes padded into one canvas, so the first augmentation "
+            f"must be a crop that reads their sizes (random_resized_crop), not {what}"
+        )
 
 
 def check_same_op_types(view_augmentations: Sequence[Sequence[Augmentation]]) -> None:

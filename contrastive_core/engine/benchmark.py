@@ -54,10 +54,11 @@ from ..registration.build import build
 from ..registration.registry import Registry
 from .accelerator import get_accelerator
 from .file_batches import DeviceDecodable
+from .image_batch import ImageBatch
 from .peak_memory import PeakMemory
 from .random_state import augmentation_generator
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
-from .training_parts import build_training_parts, training_stage
+from .training_parts import build_training_parts, check_views_crop_first, training_stage
 from .training_step import TrainingStep
 
 #: The bare step's SGD settings, as in the reference bare-step script (the values do not change the cost).
@@ -195,6 +196,8 @@ def run_benchmark(
         warn=report,
     )
     method, optimizer, scheduler = parts.method, parts.optimizer, parts.scheduler
+    if isinstance(source, LoaderBatches):  # photos of their own sizes need a crop first, as in pretrain
+        check_views_crop_first(recipe, parts.views, source.dataset)
     if stage.compile:
         method.encoder.compile()
         for pipeline in parts.views.values():
@@ -292,7 +295,7 @@ def run_benchmark(
             "view_groups": {name: pipeline.view_count for name, pipeline in parts.views.items()},
             "view_sizes": {name: list(view.shape[1:]) for name, view in sample_views.items()},
             "data": source_description,
-            "images": list(images.shape[1:]),
+            "images": list(images.pixels.shape[1:]),
             "views": list(first_views.shape[1:]),
             "method": recipe.method.type,
             "encoder": recipe.model.encoder.type,
@@ -456,7 +459,7 @@ def _batch_source(
         order = GlobalBatchOrder(len(in_memory[0]), batch, seed)
         description = f"{recipe.data.type} '{stage.split}' on the device"
         return DeviceBatches(in_memory[0].to(device), order, 0, 1), description, order
-    split = dataset.split(stage.split)
+    split = dataset.training_split(stage.split)  # what pretrain reads: an image folder's whole photos
     order = GlobalBatchOrder(len(split), batch, seed)
     decodes_on_device = isinstance(split, DeviceDecodable) and split.decodes_on(device)
     description = (
@@ -466,7 +469,7 @@ def _batch_source(
     return LoaderBatches(split, order, 0, 1, device, stage.num_workers), description, order
 
 
-def _endless(source: DeviceBatches | LoaderBatches) -> Iterator[torch.Tensor]:
+def _endless(source: DeviceBatches | LoaderBatches) -> Iterator[ImageBatch]:
     """The source's batches, epoch after epoch."""
     epoch = 0
     while True:

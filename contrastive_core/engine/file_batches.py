@@ -13,6 +13,13 @@ Two ways, chosen by the split:
 In both, an error a dataset raises in a worker (an unreadable image) reaches the training process as
 the same clean :class:`~contrastive_core.errors.ContrastiveError` it would raise in the main process,
 not as DataLoader's ``RuntimeError`` holding a worker traceback.
+
+A split of images of one size gives stacked batches. A
+:class:`~contrastive_core.components.dataset.VariableSizeSplit` (an image folder's photos, for
+pretraining) gives each batch as one padded canvas with every image's size
+(:class:`~.image_batch.ImageBatch`): the workers pad what they decoded, the device path pads on the
+device. :func:`read_image_batches` reads any split; :func:`read_batches`, what evaluation uses, reads
+splits of one size only.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import torch
 import torch.utils.data
 
+from ..components.dataset import VariableSizeSplit
 from ..errors import ContrastiveError
+from .image_batch import ImageBatch, canvas_batch
 
 #: One encoded item as workers hand it over: (index in the split, file bytes uint8 (L,), label).
 EncodedItem = tuple[int, torch.Tensor, int]
@@ -50,10 +60,10 @@ class DeviceDecodable(ABC):
         """``(index, bytes uint8 (L,), label)`` of item ``index``, without decoding it."""
 
     @abstractmethod
-    def decode_batch(
-        self, items: list[EncodedItem], device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch decoded on ``device``: images uint8 (B, C, H, W) and labels int64 (B,), in order.
+    def decode_batch(self, items: list[EncodedItem], device: torch.device) -> tuple[ImageBatch, torch.Tensor]:
+        """The batch decoded on ``device``: its images (uint8 (B, C, H, W), with their sizes for a
+        :class:`~contrastive_core.components.dataset.VariableSizeSplit`, padded as the worker path pads
+        them) and labels int64 (B,), in order.
 
         Must give what item-by-item CPU decoding gives (including its error or skip behaviour for
         unreadable files) up to the decoder's rounding.
@@ -82,7 +92,30 @@ def read_batches(
     device: torch.device,
     num_workers: int,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """For each list of indices (B,): (images uint8 (B, C, H, W), labels int64 (B,)) on ``device``.
+    """For each list of indices (B,): (images uint8 (B, C, H, W), labels int64 (B,)) on ``device``, for a
+    split whose images share one size (every evaluation split); see :func:`read_image_batches`.
+
+    A :class:`~contrastive_core.components.dataset.VariableSizeSplit` is refused (TypeError): its
+    batches are padded canvases that only a pipeline starting with a crop may read.
+    """
+    if isinstance(_parent_split(split), VariableSizeSplit):
+        raise TypeError(
+            f"{type(_parent_split(split)).__name__} holds images of different sizes; read it with "
+            "read_image_batches, whose batches carry each image's size"
+        )
+    for batch, labels in read_image_batches(split, index_batches, device, num_workers):
+        yield batch.pixels, labels
+
+
+def read_image_batches(
+    split: torch.utils.data.Dataset,
+    index_batches: Iterable[list[int]],
+    device: torch.device,
+    num_workers: int,
+) -> Iterator[tuple[ImageBatch, torch.Tensor]]:
+    """For each list of indices (B,): (the images as an :class:`ImageBatch`, labels int64 (B,)) on
+    ``device``. A :class:`~contrastive_core.components.dataset.VariableSizeSplit` gives canvases
+    (B, C, S, S) with sizes (B, 2); any other split stacked images (B, C, H, W) without sizes.
 
     With ``num_workers == 0`` the items are read in this process (errors then propagate unchanged).
     """
@@ -92,12 +125,18 @@ def read_batches(
         split = split.dataset
     on_device = isinstance(split, DeviceDecodable) and split.decodes_on(device)
     items: torch.utils.data.Dataset = _EncodedView(split) if on_device else split  # type: ignore[arg-type]
+    if on_device:
+        collate: Callable = pack_encoded
+    elif isinstance(split, VariableSizeSplit):
+        collate = partial(_pad_decoded, side=split.canvas_side)
+    else:
+        collate = _stack_decoded
     loader = torch.utils.data.DataLoader(
         _ErrorsAsValues(items) if num_workers > 0 else items,
         batch_sampler=index_batches,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
-        collate_fn=pack_encoded if on_device else _stack_decoded,
+        collate_fn=collate,
         persistent_workers=False,
     )
     if on_device:
@@ -107,8 +146,15 @@ def read_batches(
     for batch in loader:
         if isinstance(batch, WorkerDataError):
             raise batch
-        images, labels = batch
-        yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        *images, labels = batch  # (pixels, labels), or (pixels, sizes, labels) from a canvas
+        yield ImageBatch(*images).to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+def _parent_split(split: torch.utils.data.Dataset) -> torch.utils.data.Dataset:
+    """The split whose files a (possibly nested) Subset reads."""
+    while isinstance(split, torch.utils.data.Subset):
+        split = split.dataset
+    return split
 
 
 #: Marks the end of the batches in :class:`DecodeAhead`'s queue.
@@ -128,7 +174,7 @@ class DecodeAhead:
     def __init__(
         self,
         batches: Iterator[object],
-        decode: Callable[[Any, torch.device], tuple[torch.Tensor, torch.Tensor]],
+        decode: Callable[[Any, torch.device], tuple[torch.Tensor | ImageBatch, torch.Tensor]],
         device: torch.device,
         depth: int = 2,
     ) -> None:
@@ -170,7 +216,7 @@ class DecodeAhead:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor | ImageBatch, torch.Tensor]]:
         try:
             while True:
                 item = self._queue.get()
@@ -237,6 +283,17 @@ def _stack_decoded(items: list) -> tuple[torch.Tensor, torch.Tensor] | WorkerDat
     images = torch.stack([image for image, _ in items])
     labels = torch.tensor([int(label) for _, label in items], dtype=torch.int64)
     return images, labels
+
+
+def _pad_decoded(items: list, side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | WorkerDataError:
+    """Collate decoded images of different sizes, in the worker: (canvas uint8 (B, C, side, side),
+    sizes int64 (B, 2), labels int64 (B,)), as plain tensors so that the loader pins them."""
+    error = _first_error(items)
+    if error is not None:
+        return error
+    batch = canvas_batch([image for image, _ in items], side)
+    labels = torch.tensor([int(label) for _, label in items], dtype=torch.int64)
+    return batch.pixels, batch.sizes, labels  # type: ignore[return-value]
 
 
 #: A batch of encoded files as it crosses from a loader worker to the training process: indices (B,),

@@ -1,5 +1,8 @@
 """Which images each process trains on at each step, and getting them to the device as uint8.
 
+Both batch sources yield :class:`~.image_batch.ImageBatch` objects: stacked images of one size, or, for a
+split of photos of different sizes, a padded canvas with every image's size.
+
 The order depends only on the seed, the epoch and the global batch size, never on the number of
 processes: global batch ``s`` of epoch ``e`` is ``permutation_e[s*B:(s+1)*B]`` and process ``r`` of
 ``W`` takes its ``r``-th slice of ``B/W`` images. So 1 process with batch B and W processes with
@@ -14,7 +17,8 @@ import torch
 import torch.utils.data
 
 from ..errors import ContrastiveError
-from .file_batches import read_batches
+from .file_batches import read_image_batches
+from .image_batch import ImageBatch
 
 
 class GlobalBatchOrder:
@@ -55,17 +59,20 @@ class DeviceBatches:
         self.rank = rank
         self.world_size = world_size
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
-        """uint8 batches (B/W, C, H, W) of ``epoch`` from ``start_step`` on."""
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[ImageBatch]:
+        """Batches of uint8 images (B/W, C, H, W) of ``epoch`` from ``start_step`` on (no sizes: every
+        image of an in-memory dataset fills its H x W)."""
         device = self.images.device
         for step in range(start_step, self.order.steps_per_epoch):
             indices = self.order.local_indices(epoch, step, self.rank, self.world_size)
-            yield self.images.index_select(0, indices.to(device, non_blocking=True))
+            yield ImageBatch(self.images.index_select(0, indices.to(device, non_blocking=True)))
 
 
 class LoaderBatches:
-    """Batches read by DataLoader workers (large datasets): see :func:`~contrastive_core.engine.file_batches.read_batches`
-    for where the images are decoded (in the workers, or on the device when the split supports it)."""
+    """Batches read by DataLoader workers (large datasets): see
+    :func:`~contrastive_core.engine.file_batches.read_image_batches` for where the images are decoded
+    (in the workers, or on the device when the split supports it) and how photos of different sizes
+    are batched."""
 
     def __init__(
         self,
@@ -83,11 +90,11 @@ class LoaderBatches:
         self.device = device
         self.num_workers = num_workers
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
-        """uint8 batches (B/W, C, H, W) of ``epoch`` from ``start_step`` on, on the device."""
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[ImageBatch]:
+        """Batches of B/W uint8 images of ``epoch`` from ``start_step`` on, on the device."""
         steps = range(start_step, self.order.steps_per_epoch)
         indices = [
             self.order.local_indices(epoch, step, self.rank, self.world_size).tolist() for step in steps
         ]
-        for images, _ in read_batches(self.dataset, indices, self.device, self.num_workers):
+        for images, _ in read_image_batches(self.dataset, indices, self.device, self.num_workers):
             yield images

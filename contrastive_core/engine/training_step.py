@@ -3,7 +3,9 @@
 The step of every method, in the order of the papers' algorithms (SimCLR, Chen et al. 2020, Algorithm
 1; BYOL, Grill et al. 2020, Algorithm 1; DINO, Caron et al. 2021, Algorithm 1):
 
-1. make each view group's views of the uint8 batch on the device (one batched transform per group);
+1. make each view group's views of the uint8 batch on the device (one batched transform per group;
+   a batch of photos of different sizes is one padded canvas whose sizes go to the pipelines, so each
+   view is cropped from its whole photo);
 2. the method's forward: its networks on the views and its loss (with ``micro_batch_size``: by gradient
    caching, :mod:`.gradient_cache`, which also does the backward);
 3. backward; cancel the gradients of parts still frozen; clip; the optimizer step; the schedule;
@@ -26,13 +28,16 @@ from torch import nn
 from ..components.method import Method, MethodOutput, StepProgress
 from .augmentation_pipeline import AugmentationPipeline
 from .gradient_cache import GradientCache
+from .image_batch import ImageBatch
 from .method_output_check import check_method_loss
 from .micro_batch_norm import MicroBatchNorm
 
 
 @dataclass
 class TrainingStep:
-    """``step(images, progress)`` trains on one uint8 batch (B, C, H, W) on the device.
+    """``step(images, progress)`` trains on one batch of uint8 images on the device: an
+    :class:`~.image_batch.ImageBatch` (a padded canvas with each image's size, or stacked images), or a
+    plain (B, C, H, W) tensor of images that fill it.
 
     ``method`` is the method as prepared by ``accelerator`` (possibly wrapped for data parallelism) and
     ``unwrapped`` the same module unwrapped, whose ``momentum_updates`` and ``frozen_parts`` the step
@@ -70,18 +75,23 @@ class TrainingStep:
         self._frozen: list | None = None  # built at the first step, which knows the epoch's length
         self._loss_checked = False
 
-    def make_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each group's views of ``images``: name -> (count * B, C, H', W'), rows v B ... (v + 1) B - 1 view v."""
+    def make_views(self, images: ImageBatch | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each group's views of ``images``: name -> (count * B, C, H', W'), rows v B ... (v + 1) B - 1 view v.
+
+        Made once per step, before the method (also under gradient caching, whose micro-batches take
+        rows of these views). A batch's ``sizes`` go to every group's pipeline: its crops are drawn
+        within each image's own size."""
+        batch = images if isinstance(images, ImageBatch) else ImageBatch(images)
         with torch.no_grad():
             views = {
-                name: pipeline.stacked_views(images, None, self.generator)
+                name: pipeline.stacked_views(batch.pixels, None, self.generator, sizes=batch.sizes)
                 for name, pipeline in self.views.items()
             }
         if self.channels_last:
             views = {name: view.contiguous(memory_format=torch.channels_last) for name, view in views.items()}
         return views
 
-    def __call__(self, images: torch.Tensor, progress: StepProgress) -> MethodOutput:
+    def __call__(self, images: ImageBatch | torch.Tensor, progress: StepProgress) -> MethodOutput:
         views = self.make_views(images)
         if self._cache is not None:  # gradient caching: forward and backward in micro-batches
             output = self._cache(views, progress)

@@ -7,19 +7,28 @@ Class indices follow the sorted class folder names of the training split (so eve
 to the same index). Files are read as bytes and decoded with ``torchvision.io.decode_image`` (JPEG,
 PNG, WebP, GIF) to uint8 RGB; grey, palette and alpha images are converted to 3 channels.
 
-Items of a batch need one size, so every image is resized on load: its SHORTER side is scaled to
-``image_size`` (bilinear, antialiased), then the centre ``image_size x image_size`` square is cut out.
-This keeps the aspect ratio and loses the borders of the longer side, as the usual ImageNet evaluation
-transform does; SimCLR's random resized crop then works on that square.
+Photos differ in size, and the two uses of a split want different things of them:
+
+* **evaluation** (``split(name)``: kNN, linear evaluation, fine-tuning, the kNN monitor) reads the
+  standard ImageNet evaluation view: the shorter side resized to ``round(image_size /
+  eval_crop_fraction)`` (bilinear, antialiased), then the centre ``image_size x image_size`` square
+  (google-research/simclr ``preprocess_for_eval``: 256 then 224); items of a batch are stacked;
+* **pretraining** (``training_split(name)``) reads, with ``train_images = "photo"`` (the default),
+  every photo whole at its own size, downscaled only when its longer side exceeds ``max_side``: a
+  :class:`~contrastive_core.components.VariableSizeSplit`, whose batches the engine pads into one
+  ``max_side x max_side`` canvas with each photo's size, so that SimCLR's random resized crop draws
+  every view's box from the whole photo, as the paper does (Chen et al. 2020, Appendix A), rather than
+  from a square cut out of it. ``train_images = "square"`` gives instead what every split gave
+  before: the shorter side resized to ``image_size`` and the centre square.
 
 Image folders are not held in memory (``tensors`` returns None); the engine reads them with loader
 workers. Where the images are decoded is the ``decode`` parameter: by default (``"auto"``) JPEG files are
 decoded **on the GPU** when training runs on CUDA: workers only read the files' bytes, and each batch is
 decoded at once with ``torchvision.io.decode_jpeg(..., device="cuda")`` (nvJPEG), then resized and
-cropped there. Files that are not complete JPEGs (PNG, WebP, GIF, truncated or damaged files), and JPEGs
-the GPU decoder refuses (e.g. CMYK), are decoded on the CPU exactly as in the worker path, so an
-unreadable file gives the same error (or is skipped the same way) wherever decoding happens. On the CPU
-the workers decode, in parallel.
+cropped (or padded into the batch's canvas) there. Files that are not complete JPEGs (PNG, WebP, GIF,
+truncated or damaged files), and JPEGs the GPU decoder refuses (e.g. CMYK), are decoded on the CPU
+exactly as in the worker path, so an unreadable file gives the same error (or is skipped the same way)
+wherever decoding happens. On the CPU the workers decode, in parallel.
 
 Before any decoding, each file's header (and a PNG's image data) is checked by
 :func:`~.image_headers.check_encoded_image`: an image of more than ``max_image_pixels`` pixels, or one
@@ -41,10 +50,12 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
 from contrastive_core import ComponentParams, Dataset
-from contrastive_core.engine import DeviceDecodable, EncodedItem
+from contrastive_core.components import VariableSizeSplit
+from contrastive_core.engine import DeviceDecodable, EncodedItem, ImageBatch, canvas_batch
 
 from .errors import BadImageError, DatasetNotFoundError, NoReadableImageError, UnknownSplitError
 from .image_headers import DEFAULT_MAX_IMAGE_PIXELS, check_encoded_image
+from .image_sizing import CROP_PROPORTION, centre_crop, eval_resize_side, to_square, within_side
 
 #: Suffixes of the formats decode_image reads (compared lower-case); other files are ignored.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
@@ -62,8 +73,8 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def decode_square(path: Path, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """The image file ``path`` as uint8 (3, size, size): decoded, shorter side resized, centre-cropped.
+def decode_file(path: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """The image file ``path`` decoded to uint8 RGB (3, H, W) at its own size.
 
     Raises :class:`BadImageError` naming the file when it is empty, truncated, damaged or not an image,
     and its subclass :class:`~.errors.ImageTooLargeError` when it has more than ``max_pixels`` pixels.
@@ -81,14 +92,13 @@ def decode_square(path: Path, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
         image = image[0]
     if image.dtype != torch.uint8:  # 16-bit PNGs decode to uint16; keep the top 8 bits of each value
         image = F.to_dtype(image, torch.uint8, scale=True)
-    return to_square(image, size)
+    return image
 
 
-def to_square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (..., C, H, W) -> uint8 (..., C, size, size): the shorter side resized to ``size`` (bilinear,
-    antialiased), then the centre square; on whichever device ``image`` is, one image or a batch."""
-    image = F.resize(image, [size], antialias=True)
-    return F.center_crop(image, [size, size])
+def decode_square(path: Path, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """The image file ``path`` as uint8 (3, size, size): decoded, shorter side resized, centre-cropped
+    (:func:`~.image_sizing.to_square`); errors as :func:`decode_file`."""
+    return to_square(decode_file(path, max_pixels), size)
 
 
 def is_complete_jpeg(data: torch.Tensor) -> bool:
@@ -146,10 +156,13 @@ AUTO_MIN_JPEG_SHARE = 0.9
 
 
 class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
-    """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``, decoded on the CPU.
+    """One split of an image folder: item i is ``(uint8 (3, S, S), class index)``, decoded on the CPU:
+    the shorter side resized to ``resize`` (``image_size`` when None), then the centre S x S
+    (:func:`~.image_sizing.centre_crop`), S = ``image_size``.
 
     As a :class:`~contrastive_core.engine.DeviceDecodable` split it also hands loader workers the
     files' bytes only and decodes whole batches on the device (``decode``: see :class:`ImageFolderParams`).
+    :class:`PhotoFolderSplit` is the same split with every photo whole instead, for pretraining.
 
     With ``on_bad_image="skip"`` an unreadable file is recorded in :attr:`bad_files` and its index yields
     the next readable image of the split instead, so a DataLoader batch keeps its size. The record is a
@@ -165,10 +178,13 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
         on_bad_image: Literal["error", "skip"],
         decode: Literal["auto", "device", "workers"] = "auto",
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        *,
+        resize: int | None = None,
     ) -> None:
         self.files = files
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size = image_size
+        self.resize = image_size if resize is None else resize
         self.on_bad_image = on_bad_image
         self.decode = decode
         self.max_image_pixels = max_image_pixels
@@ -197,7 +213,7 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
             if self._bad[position]:
                 continue
             try:
-                image = decode_square(self.files[position], self.image_size, self.max_image_pixels)
+                image = self.prepare(decode_file(self.files[position], self.max_image_pixels))
                 return image, int(self.labels[position])
             except BadImageError as error:
                 if self.on_bad_image == "error":
@@ -205,6 +221,15 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
                 self._bad[position] = True
                 warnings.warn(f"skipping {error.path}: {error.reason}", stacklevel=2)
         raise NoReadableImageError(self.files[index], len(self.files))
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """A decoded image (3, H, W), or a stack of images of one size (N, 3, H, W), as items: uint8
+        (..., 3, S, S), the centre crop (on whichever device the images are)."""
+        return centre_crop(images, self.image_size, self.resize)
+
+    def batch_of(self, images: list[torch.Tensor]) -> ImageBatch:
+        """Prepared items (each (3, S, S), on one device) as one batch: stacked, as the workers stack them."""
+        return ImageBatch(torch.stack(images))
 
     # --- decoding on the device (DeviceDecodable) -----------------------------------------------------
 
@@ -237,10 +262,9 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
         )
         return index, encoded, int(self.labels[index])
 
-    def decode_batch(
-        self, items: list[EncodedItem], device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images uint8 (B, 3, S, S) and labels int64 (B,) on ``device`` for the encoded ``items``.
+    def decode_batch(self, items: list[EncodedItem], device: torch.device) -> tuple[ImageBatch, torch.Tensor]:
+        """The images (:meth:`batch_of` the prepared items) and labels int64 (B,) on ``device`` for the
+        encoded ``items``.
 
         Complete JPEGs whose header passes the checks are decoded together on ``device``; every other
         file goes through item-by-item CPU decoding (``self[index]``), which raises or skips an
@@ -255,7 +279,7 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
             if is_complete_jpeg(data) and self._passes_checks(index, data)
         ]
         decoded = decode_jpegs([items[p][1] for p in jpegs], device)
-        # Images of one size are resized together (ImageNet's are mostly 500x375 or 375x500): the same
+        # Images of one size are prepared together (ImageNet's are mostly 500x375 or 375x500): the same
         # arithmetic as one by one, in a few large kernels instead of a few small ones per image.
         by_size: dict[tuple[int, ...], list[int]] = {}
         for position, image in zip(jpegs, decoded, strict=True):
@@ -265,14 +289,15 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
         for same_size in by_size.values():
             for start in range(0, len(same_size), RESIZE_GROUP):
                 positions = same_size[start : start + RESIZE_GROUP]
-                squares = to_square(torch.stack([images[p] for p in positions]), self.image_size)  # type: ignore[misc]
-                for position, square in zip(positions, squares, strict=True):
-                    images[position] = square
+                prepared = self.prepare(torch.stack([images[p] for p in positions]))  # type: ignore[misc]
+                for position, image in zip(positions, prepared, strict=True):
+                    images[position] = image
         for position, image in enumerate(images):
             if image is None:
                 cpu_image, labels[position] = self[items[position][0]]
                 images[position] = cpu_image.to(device, non_blocking=True)
-        return torch.stack(images), torch.tensor(labels, dtype=torch.int64).to(device, non_blocking=True)  # type: ignore[arg-type]
+        batch = self.batch_of(images)  # type: ignore[arg-type]
+        return batch, torch.tensor(labels, dtype=torch.int64).to(device, non_blocking=True)
 
     def _passes_checks(self, index: int, data: torch.Tensor) -> bool:
         """Whether the bytes ``data`` of file ``index`` pass :func:`check_encoded_image`; a file that
@@ -282,6 +307,45 @@ class ImageFolderSplit(torch.utils.data.Dataset, DeviceDecodable):
         except BadImageError:
             return False
         return True
+
+
+class PhotoFolderSplit(ImageFolderSplit, VariableSizeSplit):
+    """One split of an image folder as pretraining reads it: item i is ``(uint8 (3, h, w), class index)``,
+    the whole photo at its own size, downscaled (aspect ratio kept, antialiased) only when its longer
+    side exceeds ``max_side`` (:func:`~.image_sizing.within_side`).
+
+    A :class:`~contrastive_core.components.VariableSizeSplit`: a batch is one uint8 canvas
+    (B, 3, max_side, max_side) with every photo's size (:class:`~contrastive_core.engine.ImageBatch`),
+    padded by the loader workers or, on the device path, by :meth:`batch_of` on the device, in the same
+    way. Decoding, bad files and the device path are :class:`ImageFolderSplit`'s.
+    """
+
+    fixed_size_setting = 'train_images = "square"'
+
+    def __init__(
+        self,
+        files: list[Path],
+        labels: list[int],
+        max_side: int,
+        on_bad_image: Literal["error", "skip"],
+        decode: Literal["auto", "device", "workers"] = "auto",
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
+        # The base class's image_size and resize describe its centre crop, which prepare() replaces here.
+        super().__init__(files, labels, max_side, on_bad_image, decode, max_image_pixels)
+        self.max_side = max_side
+
+    @property
+    def canvas_side(self) -> int:
+        return self.max_side
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """(..., 3, H, W) -> (..., 3, h, w): the photos, downscaled only to fit ``max_side``."""
+        return within_side(images, self.max_side)
+
+    def batch_of(self, images: list[torch.Tensor]) -> ImageBatch:
+        """Photos (each (3, h_i, w_i), on one device) as one canvas with their sizes, as the workers pad them."""
+        return canvas_batch(images, self.max_side)
 
 
 class ImageFolderParams(ComponentParams):
@@ -297,7 +361,27 @@ class ImageFolderParams(ComponentParams):
     """Sub-folder of root with the split used for testing (split "test"); ImageNet's is "val"."""
 
     image_size: int = Field(224, gt=0)
-    """Side S of the square images: the shorter side is resized to S, then the centre S x S is kept."""
+    """Side S of the evaluation images (every split that evaluation stages read): the shorter side is
+    resized to round(S / eval_crop_fraction), then the centre S x S is kept. Also the side of the
+    pretraining images with train_images = "square"."""
+
+    eval_crop_fraction: float = Field(CROP_PROPORTION, gt=0, le=1)
+    """Share of the resized shorter side an evaluation image keeps: 0.875 resizes to 256 and keeps the
+    centre 224 (google-research/simclr CROP_PROPORTION, the standard ImageNet evaluation); 1 keeps the
+    whole shorter side (the centre square resized to S)."""
+
+    train_images: Literal["photo", "square"] = "photo"
+    """What pretraining (the pretrain stage's split) reads. "photo": every photo whole at its own size
+    (up to max_side), so the random resized crop draws each view from the whole photo, as in the paper
+    (the first augmentation must then be random_resized_crop); "square": the shorter side resized to
+    image_size and the centre square, from which the crop then draws (this dataset's behaviour before
+    photos kept their size)."""
+
+    max_side: int = Field(512, ge=16)
+    """With train_images = "photo": the longest side a training photo keeps; larger ones are downscaled
+    (aspect ratio kept, antialiased), smaller ones are not enlarged. Also the side of the square canvas
+    each training batch is padded into (B x 3 x max_side x max_side uint8, on the device): 512 keeps
+    ImageNet's typical photos (500 x 375, 500 x 333) at full resolution."""
 
     on_bad_image: Literal["error", "skip"] = "error"
     """What a truncated or non-image file does: "error" stops with its path, "skip" leaves it out
@@ -316,7 +400,11 @@ class ImageFolderParams(ComponentParams):
 
 
 class ImageFolder(Dataset):
-    """Images in root/<split>/<class>/ folders (ImageNet style), decoded and centre-cropped to a square."""
+    """ImageNet-style root/<split>/<class>/ folders: whole photos for pretraining, centre crops for eval.
+
+    :meth:`training_split` gives the photos at their own sizes (or squares, ``train_images``), and
+    :meth:`split` the evaluation views.
+    """
 
     name = "image_folder"
     Params = ImageFolderParams
@@ -363,6 +451,35 @@ class ImageFolder(Dataset):
         return len(self.classes)
 
     def split(self, name: str) -> ImageFolderSplit:
+        """The split ``name`` as evaluation reads it: the centre crop of every image (see
+        :class:`ImageFolderParams` ``image_size`` and ``eval_crop_fraction``)."""
+        files, labels = self._files(name)
+        params = self.params
+        return ImageFolderSplit(
+            files,
+            labels,
+            params.image_size,
+            params.on_bad_image,
+            params.decode,
+            params.max_image_pixels,
+            resize=eval_resize_side(params.image_size, params.eval_crop_fraction),
+        )
+
+    def training_split(self, name: str) -> ImageFolderSplit:
+        """The split ``name`` as pretraining reads it: whole photos (:class:`PhotoFolderSplit`) with
+        ``train_images = "photo"``, else the centre squares of side ``image_size``."""
+        files, labels = self._files(name)
+        params = self.params
+        if params.train_images == "photo":
+            return PhotoFolderSplit(
+                files, labels, params.max_side, params.on_bad_image, params.decode, params.max_image_pixels
+            )
+        return ImageFolderSplit(
+            files, labels, params.image_size, params.on_bad_image, params.decode, params.max_image_pixels
+        )
+
+    def _files(self, name: str) -> tuple[list[Path], list[int]]:
+        """The image files of split ``name``, sorted by class folder and path, and their class indices."""
         folder = self.folder(name)
         if not folder.is_dir():
             raise DatasetNotFoundError(
@@ -393,11 +510,4 @@ class ImageFolder(Dataset):
                 [f"{folder}/<class>/<image>{{{','.join(sorted(IMAGE_SUFFIXES))}}}"],
                 "No image file was found in the class sub-folders; suffixes other than these are ignored.",
             )
-        return ImageFolderSplit(
-            files,
-            labels,
-            self.params.image_size,
-            self.params.on_bad_image,
-            self.params.decode,
-            self.params.max_image_pixels,
-        )
+        return files, labels

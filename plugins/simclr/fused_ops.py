@@ -60,8 +60,10 @@ def crop_grid(
     size: int,
     mirror: torch.Tensor | None,
     dtype: torch.dtype,
+    half_pixel: bool = False,
 ) -> torch.Tensor:
-    """The sampling grid (N, size, size, 2) of ``grid_sample(..., align_corners=True)`` for crop boxes.
+    """The sampling grid (N, size, size, 2) of ``grid_sample(..., align_corners=True)`` for crop boxes
+    (with ``half_pixel``: of ``grid_sample(..., align_corners=False)``, see below).
 
     ``boxes`` holds (N,) ``top``, ``left``, ``height``, ``width`` in pixels. As in the reference op,
     the centres of the box's corner pixels map onto the output's corner pixels: output column j reads
@@ -69,14 +71,26 @@ def crop_grid(
     coordinates ``u = 2 x / (W - 1) - 1`` this is an affine map of the output's own normalised column
     ``t`` in [-1, 1]: ``u = offset + scale * t``. A mirrored sample (``mirror[n]`` True) reads column
     ``size - 1 - j`` instead, i.e. ``t`` negated: the flip costs nothing.
+
+    ``half_pixel``: the convention of resizing the cropped box as an image of its own (TensorFlow's
+    ``tf.image.resize`` in google-research/simclr, half-pixel centres): output column j reads source
+    column ``left + (j + 1/2) width / size - 1/2``, the box's edges (not its corner pixels' centres)
+    mapping onto the output's edges. With ``align_corners=False``, ``u = (2 x + 1) / W - 1``, again
+    affine in ``t``: ``u = (2 left + width) / W - 1 + t width / W``, with ``t`` at the output's pixel
+    centres ``(2 j + 1) / size - 1``.
     """
     image_height, image_width = image_size
     device = boxes["top"].device
-    t = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+    if half_pixel:
+        t = (2 * torch.arange(size, device=device, dtype=dtype) + 1) / size - 1
+    else:
+        t = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
 
     def axis(start: torch.Tensor, extent: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-        denominator = max(side - 1, 1)  # a 1-pixel side has one position; any finite map reads it
         start, extent = start.to(dtype), extent.to(dtype)
+        if half_pixel:
+            return (2 * start + extent) / side - 1, extent / side
+        denominator = max(side - 1, 1)  # a 1-pixel side has one position; any finite map reads it
         return (2 * start + extent - 1) / denominator - 1, (extent - 1) / denominator
 
     x_offset, x_scale = axis(boxes["left"], boxes["width"], image_width)
@@ -96,21 +110,40 @@ def resized_crops(
     boxes: dict[str, torch.Tensor],
     size: int,
     mirror: torch.Tensor | None = None,
+    resample: str = "bilinear",
 ) -> torch.Tensor:
-    """Crop each box and resize it to (size, size) bilinearly, mirroring where ``mirror`` says.
+    """Crop each box and resize it to (size, size), mirroring where ``mirror`` says.
+
+    ``resample``: "bilinear" (the box's corner pixels onto the output's, ``align_corners=True``) or
+    "bicubic" (half-pixel centres as google-research/simclr's ``tf.image.resize(..., BICUBIC)``; torch's
+    cubic kernel, a = -0.75; the cubic's 4 x 4 footprint reads the photo just beyond the box where TF
+    reads the box's edge; values clipped to [0, 1] afterwards, as the reference clips its views).
 
     ``images`` (B, C, H, W); ``boxes`` (N,) each with N a multiple of B: sample n reads image n mod B,
     so the V = N / B views of a batch are cut from one copy of the source images (view v is rows
-    v B ... (v + 1) B - 1). Returns (N, C, size, size).
+    v B ... (v + 1) B - 1). Returns (N, C, size, size). For a canvas of photos of different sizes
+    (each in its top-left corner) the boxes lie within each photo, in canvas pixels, and the grid is
+    the same: the canvas's (H, W) only sets the normalisation of grid_sample's coordinates.
     """
     source_batch = images.shape[0]
-    grid = crop_grid(boxes, (images.shape[2], images.shape[3]), size, mirror, images.dtype)
-    # Bilinear reads stay inside the box; 'border' only guards the last pixel against rounding.
+    bicubic = resample == "bicubic"
+    grid = crop_grid(
+        boxes, (images.shape[2], images.shape[3]), size, mirror, images.dtype, half_pixel=bicubic
+    )
+    # Bilinear reads stay inside the box; 'border' only guards the last pixel against rounding (and
+    # gives the bicubic footprint the photo's edge at the photo's edge).
     views = [
-        F.grid_sample(images, grid_rows, mode="bilinear", padding_mode="border", align_corners=True)
+        F.grid_sample(
+            images,
+            grid_rows,
+            mode="bicubic" if bicubic else "bilinear",
+            padding_mode="border",
+            align_corners=not bicubic,
+        )
         for grid_rows in grid.split(source_batch)
     ]
-    return views[0] if len(views) == 1 else torch.cat(views)
+    out = views[0] if len(views) == 1 else torch.cat(views)
+    return out.clamp_(0.0, 1.0) if bicubic else out
 
 
 def antialias_sigmas(boxes: dict[str, torch.Tensor], size: int, dtype: torch.dtype) -> torch.Tensor:

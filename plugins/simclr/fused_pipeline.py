@@ -23,6 +23,10 @@ resampling stays in float32 because its grid coordinates need more than float16'
 of at least 2^24 values (smaller ones are launch-bound), where the encoder rounds its input to bf16
 (8 significant bits) at its first convolution anyway.
 
+Photos of their own sizes (a padded canvas with every photo's ``sizes``, see
+:class:`contrastive_core.engine.ImageBatch`) change step 1 only: the crop, which must be the first op,
+draws each box within its photo's size; step 2 cuts the boxes from the canvas as from any batch.
+
 Step 2 is a pure function of the images and the parameters, with no branching on tensor values and no
 host synchronisation, so :meth:`compile_transforms` can hand it to ``torch.compile`` whole. Step 1
 stays eager: ``torch.compile`` does not trace draws from a ``torch.Generator``, and the draws are a few
@@ -49,7 +53,7 @@ import torch
 from torch import nn
 
 from contrastive_core.components import Augmentation
-from contrastive_core.engine import AugmentationPipeline, to_unit_float
+from contrastive_core.engine import AugmentationPipeline, check_crops_first, to_unit_float
 
 from . import fused_ops
 from .augmentations import (
@@ -169,7 +173,13 @@ class FusedSimCLRPipeline(AugmentationPipeline):
 
     # ------------------------------------------------------------------------------ interface
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """images: (B, C, H, W) uint8 or float in [0, 1] -> one view (B, C, H', W') float.
 
         A per-view group's views come only together (:meth:`stacked_views`): ValueError.
@@ -179,27 +189,46 @@ class FusedSimCLRPipeline(AugmentationPipeline):
                 f"this pipeline makes the {self.view_count} different views of its group together: "
                 "call views() or stacked_views()"
             )
-        return self._stacked(images, 1, generator)
+        return self._stacked(images, 1, generator, sizes)
 
     def views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """``n_views`` views, each (B, C, H', W'): the consecutive row blocks of :meth:`stacked_views`."""
         n_views = self.resolve_n_views(n_views)
-        return list(self._stacked(images, n_views, generator).chunk(n_views))
+        return list(self._stacked(images, n_views, generator, sizes).chunk(n_views))
 
     def stacked_views(
-        self, images: torch.Tensor, n_views: int | None = None, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        n_views: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, C, H, W) -> (n_views * B, C, H', W') float; rows v B ... (v + 1) B - 1 are view v.
 
         ``n_views``: None means ``view_count`` (2 when unset); a group's pipeline takes no other number.
+        ``sizes`` (B, 2) int64: the images are photos of these (height, width) in the top-left corners
+        of a padded canvas; the first op, the crop, draws every box within its photo.
         """
-        return self._stacked(images, self.resolve_n_views(n_views), generator)
+        return self._stacked(images, self.resolve_n_views(n_views), generator, sizes)
 
-    def _stacked(self, images: torch.Tensor, n_views: int, generator: torch.Generator | None) -> torch.Tensor:
+    def _stacked(
+        self,
+        images: torch.Tensor,
+        n_views: int,
+        generator: torch.Generator | None,
+        sizes: torch.Tensor | None,
+    ) -> torch.Tensor:
+        check_crops_first(self.augmentations, sizes)
         images = to_unit_float(images)
-        params = self.sample_params(images.shape, n_views, images.device, generator)
+        params = self.sample_params(images.shape, n_views, images.device, generator, sizes=sizes)
         return self._transform(images, params, n_views)
 
     def compile_transforms(self) -> None:
@@ -214,6 +243,8 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         n_views: int,
         device: torch.device,
         generator: torch.Generator | None = None,
+        *,
+        sizes: torch.Tensor | None = None,
     ) -> list[Params]:
         """Every op's parameters for ``n_views`` views of a (B, C, H, W) batch, one dict per op.
 
@@ -221,7 +252,8 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         draws them (for a per-view group, view v by view v's own ops, and ``n_views`` must be V); each
         dict holds the op's tensors of all views concatenated, (n_views * B, ...). The order is what
         makes the views equal to the op-by-op pipeline's from the same generator: both consume one
-        random stream, so any other order would hand each op different numbers.
+        random stream, so any other order would hand each op different numbers. ``sizes`` (B, 2) go
+        to the first op, the crop (see :meth:`stacked_views`), as the op-by-op pipeline hands them.
         """
         if self.view_augmentations is None:
             view_ops = [self.augmentations] * n_views
@@ -233,8 +265,11 @@ class FusedSimCLRPipeline(AugmentationPipeline):
         for ops in view_ops:
             shape = batch_shape
             drawn = []
-            for op in ops:
-                drawn.append(op.sample_params(shape, device, generator))
+            for position, op in enumerate(ops):
+                if position == 0 and sizes is not None:
+                    drawn.append(op.sample_params(shape, device, generator, sizes=sizes))
+                else:
+                    drawn.append(op.sample_params(shape, device, generator))
                 shape = output_shape(op, shape)
             per_view.append(drawn)
         if n_views == 1:
@@ -272,7 +307,9 @@ class FusedSimCLRPipeline(AugmentationPipeline):
                     out = fused_ops.antialias_blur(
                         out.repeat(n_views, 1, 1, 1) if shared else out, op_params, op.params.size
                     )
-                out = self._in_compute_dtype(fused_ops.resized_crops(out, op_params, op.params.size, mirror))
+                out = self._in_compute_dtype(
+                    fused_ops.resized_crops(out, op_params, op.params.size, mirror, op.params.resample)
+                )
                 shared, cropped = False, True
             else:
                 if cropped:
@@ -293,8 +330,8 @@ def transform_structure(op: Augmentation) -> tuple:
     :func:`normalize`, :func:`output_shape`) reads from ``op`` itself rather than from its sampled
     parameters: the views of a fused group must agree on it, since one transform runs all of them.
 
-    * crop: ``size`` (output shape, anti-aliasing sigmas and kernel) and ``antialias`` (whether that
-      blur runs); ``scale`` and ``ratio`` only shape the drawn boxes;
+    * crop: ``size`` (output shape, anti-aliasing sigmas and kernel), ``antialias`` (whether that
+      blur runs) and ``resample`` (the kernel); ``scale`` and ``ratio`` only shape the drawn boxes;
     * colour jitter: which of the four ops are active (amount > 0; the transform's branches), not the
       amounts themselves, which only set the ranges of the drawn factors;
     * blur: ``kernel_fraction``, which sets the kernel size (``sigma`` and ``p`` are drawn); two
@@ -304,7 +341,7 @@ def transform_structure(op: Augmentation) -> tuple:
     * flip, grayscale: nothing but the type (``p`` is drawn).
     """
     if isinstance(op, RandomResizedCrop):
-        details: tuple = (op.params.size, op.params.antialias)
+        details: tuple = (op.params.size, op.params.antialias, op.params.resample)
     elif isinstance(op, ColorJitter):
         details = tuple(op.amounts[name] > 0 for name in JITTER_OPS)
     elif isinstance(op, GaussianBlur):

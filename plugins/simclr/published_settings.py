@@ -153,6 +153,11 @@ SIMCLR_PUBLISHED_SETTINGS: tuple[PublishedSetting, ...] = (
         (3 / 4, 4 / 3),
         f"{PAPER}, Appendix A; {REFERENCE} tf2/data_util.py (aspect_ratio_range)",
     ),
+    PublishedSetting(
+        "augmentations[random_resized_crop].resample",
+        "bicubic",
+        f"{REFERENCE} tf2/data_util.py (crop_and_resize: tf.image.resize(..., BICUBIC))",
+    ),
     PublishedSetting("augmentations[horizontal_flip]", True, f"{PAPER}, Appendix A (random crop with flip)"),
     PublishedSetting(
         "augmentations[horizontal_flip].p", 0.5, f"{REFERENCE} tf2/data_util.py (random_flip_left_right)"
@@ -195,6 +200,20 @@ SIMCLR_PUBLISHED_SETTINGS: tuple[PublishedSetting, ...] = (
         CIFAR10,
     ),
     PublishedSetting("data.image_size", 224, f"{PAPER}, Appendix A (224 x 224 crops)", "", IMAGENET),
+    PublishedSetting(
+        "data.train_images",
+        "photo",
+        f"{PAPER}, Appendix A; {REFERENCE} data_util.py (distorted_bounding_box_crop of the whole image)",
+        "",
+        IMAGENET,
+    ),
+    PublishedSetting(
+        "data.eval_crop_fraction",
+        0.875,
+        f"{REFERENCE} data_util.py (preprocess_for_eval, CROP_PROPORTION = 0.875)",
+        "",
+        IMAGENET,
+    ),
     # --- linear evaluation ----------------------------------------------------------------------------
     PublishedSetting(
         "stages[linear_eval].protocol",

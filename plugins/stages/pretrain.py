@@ -2,7 +2,8 @@
 
 Read top to bottom: set up (data, method, optimizer, resume), then the loop. The training step itself
 (:class:`contrastive_core.engine.TrainingStep`, shared with ``contrastive bench``) is plain
-code with no hooks or callbacks: augment the uint8 batch into each view group's views on the device,
+code with no hooks or callbacks: augment the uint8 batch into each view group's views on the device
+(for photos of their own sizes, an image folder's default, every view is cropped from its whole photo),
 run the method (its networks and loss), backward, step the optimizer and the schedule, move the
 momentum targets.
 Everything else happens between steps and only every N steps touches values on the device, so the step
@@ -29,6 +30,7 @@ from contrastive_core.engine import (
     CheckpointManager,
     DeviceBatches,
     GlobalBatchOrder,
+    ImageBatch,
     LoaderBatches,
     MetricsLog,
     TrainingLoop,
@@ -36,9 +38,11 @@ from contrastive_core.engine import (
     TrainingStep,
     augmentation_generator,
     build_training_parts,
+    check_views_crop_first,
     export_encoder,
     exported_files,
     get_accelerator,
+    items_batch,
 )
 
 # Re-exported: NonFiniteLossError was defined here before the engine had it.
@@ -62,7 +66,8 @@ class PretrainParams(ComponentParams):
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimiser steps even if epochs remain (for quick runs); the schedule spans it."""
     split: str = "train"
-    """The dataset split to pretrain on (e.g. 'unlabeled' for STL-10)."""
+    """The dataset split to pretrain on (e.g. 'unlabeled' for STL-10), read as the dataset gives it for
+    training (an image folder: whole photos, see its train_images)."""
     data_on_device: bool = True
     """Hold in-memory datasets (CIFAR, STL-10, Fashion-MNIST) on the accelerator as uint8."""
     num_workers: int = Field(4, ge=0)
@@ -168,7 +173,8 @@ class Pretrain(Stage):
             order = GlobalBatchOrder(len(images), params.batch_size, recipe.run.seed)
             batches = DeviceBatches(images, order, rank, world)
         else:
-            split = dataset.split(params.split)
+            # Photos of their own sizes for an image folder (batched as canvases with their sizes).
+            split = dataset.training_split(params.split)
             order = GlobalBatchOrder(len(split), params.batch_size, recipe.run.seed)
             batches = LoaderBatches(split, order, rank, world, device, params.num_workers)
         steps_per_epoch = order.steps_per_epoch
@@ -200,7 +206,9 @@ class Pretrain(Stage):
             + ", ".join(f"{name} x {pipeline.view_count}" for name, pipeline in parts.views.items())
             + " views of every image"
         )
-        sample = in_memory[0][:2] if in_memory is not None else torch.stack([split[0][0]])
+        if split is not None:
+            check_views_crop_first(recipe, parts.views, split)
+        sample = ImageBatch(in_memory[0][:2]) if in_memory is not None else items_batch(split, [0])
         check_data_fits_model(sample, parts.views, method.encoder, device, recipe.model.encoder.type)
         if params.compile:
             method.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
@@ -358,16 +366,16 @@ def check_method_metrics(metrics: Any, method: str) -> None:
 
 
 def check_data_fits_model(
-    images: torch.Tensor,
+    images: ImageBatch,
     views: dict[str, Any],
     encoder: nn.Module,
     device: torch.device,
     encoder_type: str,
 ) -> None:
-    """Put a few dataset images (uint8 ``(B, C, H, W)``) through every view group's augmentations (all of a
-    group's views, stacked as the step stacks them) and the encoder once, before training, so that data
-    and model that do not fit (channels, sizes) stop with a clear error rather than a traceback from
-    inside the first step.
+    """Put a few dataset images (a uint8 batch ``(B, C, H, W)``, with its sizes for photos of their own
+    sizes) through every view group's augmentations (all of a group's views, stacked as the step stacks
+    them) and the encoder once, before training, so that data and model that do not fit (channels,
+    sizes) stop with a clear error rather than a traceback from inside the first step.
 
     Side-effect free: eval mode (BatchNorm statistics untouched), no gradients, and a generator of its own,
     so the training generator, the weights and the resumed state are exactly as without the check.
@@ -375,18 +383,19 @@ def check_data_fits_model(
     generator = torch.Generator(device=device).manual_seed(0)
     was_training = encoder.training
     encoder.eval()
+    batch = images.to(device)
     try:
         with torch.no_grad():
             for group, pipeline in views.items():
                 try:
-                    stacked = pipeline.stacked_views(images.to(device), None, generator)
+                    stacked = pipeline.stacked_views(batch.pixels, None, generator, sizes=batch.sizes)
                 except ValueError as error:
                     raise ValueError(f"view group {group!r}: {error}") from None
                 encoder(stacked.float())  # shapes are what is checked; reduced-precision views too
     except (RuntimeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataDoesNotFitModelError(
-            f"the dataset's images (uint8 {tuple(images.shape[1:])}, C x H x W) do not fit the augmentations "
+            f"the dataset's images (uint8 {tuple(images.pixels.shape[1:])}, C x H x W) do not fit the augmentations "
             f"and the model (encoder {encoder_type!r}): {first_line}. Check the encoder's in_channels and the "
             "augmentations' sizes against the dataset."
         ) from None

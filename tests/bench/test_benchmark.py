@@ -83,10 +83,12 @@ def test_batch_size_synthetic_images_and_the_reference_pipeline():
 
 @pytest.mark.parametrize("decode", ["device", "workers"])
 def test_a_loader_fed_recipe_times_the_loader_alone(decode):
-    """An image folder is read by workers; its data part is their sustained rate, timed on its own."""
+    """An image folder is read by workers; its data part is their sustained rate, timed on its own. The
+    training images are the whole photos (32 x 32 and 32 x 48 here), padded into max_side canvases."""
     folder = Path(__file__).resolve().parents[1] / "fixtures" / "image_folder"
     text = TINY.replace(
-        'type = "fashion_mnist"', f'type = "image_folder"\nimage_size = 28\ndecode = "{decode}"'
+        'type = "fashion_mnist"',
+        f'type = "image_folder"\nimage_size = 28\nmax_side = 48\ndecode = "{decode}"',
     )
     text = text.replace(f'root = "{FIXTURE}"', f'root = "{folder}"').replace(
         "in_channels = 1", "in_channels = 3"
@@ -99,7 +101,7 @@ def test_a_loader_fed_recipe_times_the_loader_alone(decode):
     assert result.settings["data"] == f"image_folder 'train', 2 loader workers, decoded {where}, timed alone"
     assert len(result.measurements["data"].round_seconds) == 1  # one block, not interleaved rounds
     assert len(result.measurements["full"].round_seconds) == 2
-    assert result.settings["images"] == [3, 28, 28]
+    assert result.settings["images"] == [3, 48, 48]  # the canvas: max_side x max_side
 
 
 def test_a_recipe_without_a_pretrain_stage_is_refused():

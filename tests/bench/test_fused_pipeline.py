@@ -44,6 +44,14 @@ PIPELINES = {
         ],
         (3, 32, 32),
     ),
+    "bicubic": (
+        [
+            {"type": "random_resized_crop", "size": 24, "resample": "bicubic"},
+            {"type": "horizontal_flip"},
+            {"type": "color_jitter", "strength": 0.5},
+        ],
+        (3, 40, 32),
+    ),
     "one_channel": (
         [
             {"type": "random_resized_crop", "size": 28, "scale": [0.75, 1.0]},

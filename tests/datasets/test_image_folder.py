@@ -1,4 +1,9 @@
-"""image_folder on the PNG/JPEG fixtures: classes, decoding to RGB squares, bad and missing files."""
+"""image_folder on the PNG/JPEG fixtures: classes, decoding to RGB squares, bad and missing files.
+
+The decoding tests read the evaluation split with ``eval_crop_fraction = 1`` (the whole shorter side:
+the centre square), so that a 32 x 32 fixture image comes back exactly; the evaluation crop and the
+whole photos of pretraining are tested on real photos in test_image_folder_photos.py.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 ROOT = FIXTURES / "image_folder"
 BAD_ROOT = FIXTURES / "image_folder_bad"
+#: The evaluation view's centre square of the whole shorter side, which keeps a 32 x 32 image as it is.
+SQUARE = {"eval_crop_fraction": 1.0}
 
 
 def item_by_name(split, name):
@@ -52,7 +59,7 @@ def test_train_split_lists_every_image_with_its_class(make_dataset):
 
 
 def test_png_is_decoded_exactly_and_jpeg_closely(make_dataset):
-    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32).split("train")
+    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32, **SQUARE).split("train")
     images, _ = fashion("train")
     png, label = item_by_name(split, "00023.png")
     assert torch.equal(png, torch.from_numpy(rgb32(images[23]))) and label == 1
@@ -64,7 +71,7 @@ def test_png_is_decoded_exactly_and_jpeg_closely(make_dataset):
 
 
 def test_wide_image_is_centre_cropped_and_grey_image_gets_three_equal_channels(make_dataset):
-    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32).split("train")
+    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32, **SQUARE).split("train")
     images, _ = fashion("train")
     wide, _ = item_by_name(split, "00057_wide.png")
     assert torch.equal(wide, torch.from_numpy(rgb32(images[57])))
@@ -74,7 +81,7 @@ def test_wide_image_is_centre_cropped_and_grey_image_gets_three_equal_channels(m
 
 
 def test_shorter_side_is_resized_then_centre_cropped(make_dataset):
-    split = make_dataset(type="image_folder", root=str(ROOT), image_size=16).split("train")
+    split = make_dataset(type="image_folder", root=str(ROOT), image_size=16, **SQUARE).split("train")
     wide, _ = item_by_name(split, "00057_wide.png")  # 32x48 -> 16x24 -> centre 16x16
     expected = torch.nn.functional.interpolate(
         torch.from_numpy(rgb32(fashion("train")[0][57])).float()[None],
@@ -90,7 +97,7 @@ def test_shorter_side_is_resized_then_centre_cropped(make_dataset):
 
 
 def test_test_split_reads_the_val_folder_with_training_class_indices(make_dataset):
-    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32).split("test")
+    split = make_dataset(type="image_folder", root=str(ROOT), image_size=32, **SQUARE).split("test")
     images, labels = fashion("test")
     assert [path.name for path in split.files] == ["00000.png", "00018.png", "00002.png"]
     assert split.labels.tolist() == [0, 1, 2]
@@ -118,9 +125,9 @@ def test_bad_images_raise_an_error_naming_the_file_by_default(make_dataset):
 
 
 def test_skipped_bad_images_are_counted_and_replaced_by_the_next_readable_one(make_dataset):
-    split = make_dataset(type="image_folder", root=str(BAD_ROOT), image_size=32, on_bad_image="skip").split(
-        "train"
-    )
+    split = make_dataset(
+        type="image_folder", root=str(BAD_ROOT), image_size=32, on_bad_image="skip", **SQUARE
+    ).split("train")
     images, _ = fashion("train")
     with pytest.warns(UserWarning) as warned:
         image, label = split[1]
