@@ -11,14 +11,14 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """The default test suite (slow tests deselected), as CI runs it."""
-    session.install("-e", ".[dev]")
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session
 def slow(session: nox.Session) -> None:
     """Only the slow tests (full quickstart, longer training runs)."""
-    session.install("-e", ".[dev]")
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
     session.run("python", "-m", "pytest", "-m", "slow", *session.posargs)
 
 
@@ -33,7 +33,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def example_plugin(session: nox.Session) -> None:
     """The example third-party plugin: pip-installed, discovered through its entry point, used in a recipe."""
-    session.install("-e", ".[dev]")
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
     session.run("python", "-m", "pytest", "tests/test_example_plugin.py", *session.posargs)
 
 

@@ -37,26 +37,85 @@ Import rules (``tests/test_import_graph.py`` checks them):
   (a test of a module's private internals may, rarely).
 """
 
-from .components.augmentation import Augmentation
-from .components.component import Component, ComponentParams
-from .components.dataset import Dataset
-from .components.encoder import Encoder
-from .components.head import Head
-from .components.loss import Loss
-from .components.method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
-from .components.optimizer import Optimizer
-from .components.published_setting import PublishedSetting
-from .components.scheduler import Scheduler
-from .components.stage import Stage, StageContext
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Light modules (no torch): imported at once.
 from .errors import ContrastiveError, PluginError, Problem, RecipeError, UnknownComponentError
-from .recipes.component_table import ComponentTable
-from .recipes.recipe import load_recipe, recipe_model, validate_recipe
-from .registration.build import build
-from .registration.hookspecs import hookimpl, hookspec
-from .registration.kinds import KINDS
-from .registration.plugin_manager import ENTRY_POINT_GROUP, PluginManager, get_plugin_manager
-from .registration.registry import Registry, default_registry
 from .version import __version__
+
+#: Where each further public name is defined. They are imported on first use (PEP 562 ``__getattr__``),
+#: so ``import contrastive_core`` and the command line's ``--help`` and ``--version`` do not import torch;
+#: ``from contrastive_core import Encoder`` works as with any attribute.
+_LAZY = {
+    "Augmentation": ".components.augmentation",
+    "Component": ".components.component",
+    "ComponentParams": ".components.component",
+    "Dataset": ".components.dataset",
+    "Encoder": ".components.encoder",
+    "EncoderParams": ".components.encoder",
+    "ExternalModel": ".components.external_model",
+    "Head": ".components.head",
+    "Loss": ".components.loss",
+    "Method": ".components.method",
+    "MethodOutput": ".components.method",
+    "MethodParts": ".components.method",
+    "StepProgress": ".components.method",
+    "ViewGroup": ".components.method",
+    "Optimizer": ".components.optimizer",
+    "PublishedSetting": ".components.published_setting",
+    "Scheduler": ".components.scheduler",
+    "Stage": ".components.stage",
+    "StageContext": ".components.stage",
+    "ComponentTable": ".recipes.component_table",
+    "load_recipe": ".recipes.recipe",
+    "recipe_model": ".recipes.recipe",
+    "validate_recipe": ".recipes.recipe",
+    "build": ".registration.build",
+    "hookimpl": ".registration.hookspecs",
+    "hookspec": ".registration.hookspecs",
+    "KINDS": ".registration.kinds",
+    "ENTRY_POINT_GROUP": ".registration.plugin_manager",
+    "PluginManager": ".registration.plugin_manager",
+    "get_plugin_manager": ".registration.plugin_manager",
+    "Registry": ".registration.registry",
+    "default_registry": ".registration.registry",
+}
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs (they do not run __getattr__)
+    from .components.augmentation import Augmentation
+    from .components.component import Component, ComponentParams
+    from .components.dataset import Dataset
+    from .components.encoder import Encoder, EncoderParams
+    from .components.external_model import ExternalModel
+    from .components.head import Head
+    from .components.loss import Loss
+    from .components.method import Method, MethodOutput, MethodParts, StepProgress, ViewGroup
+    from .components.optimizer import Optimizer
+    from .components.published_setting import PublishedSetting
+    from .components.scheduler import Scheduler
+    from .components.stage import Stage, StageContext
+    from .recipes.component_table import ComponentTable
+    from .recipes.recipe import load_recipe, recipe_model, validate_recipe
+    from .registration.build import build
+    from .registration.hookspecs import hookimpl, hookspec
+    from .registration.kinds import KINDS
+    from .registration.plugin_manager import ENTRY_POINT_GROUP, PluginManager, get_plugin_manager
+    from .registration.registry import Registry, default_registry
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -68,6 +127,8 @@ __all__ = [
     "ContrastiveError",
     "Dataset",
     "Encoder",
+    "EncoderParams",
+    "ExternalModel",
     "Head",
     "Loss",
     "Method",

@@ -6,6 +6,7 @@ The CLI prints these without a traceback and exits with code 2.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,6 +68,12 @@ class PluginError(ContrastiveError):
         return "\n".join(lines)
 
 
+#: Components the built-in plugins register only where an optional extra of this distribution is
+#: installed, by (kind, name), with that extra (named after the module it installs): asking for one
+#: while that module is missing says what to install.
+OPTIONAL_COMPONENTS = {("encoder", "timm"): "timm"}
+
+
 class UnknownComponentError(ContrastiveError, KeyError):
     """A component name that no loaded plugin registers."""
 
@@ -77,6 +84,12 @@ class UnknownComponentError(ContrastiveError, KeyError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        extra = OPTIONAL_COMPONENTS.get((self.kind, self.name)) if isinstance(self.name, str) else None
+        if extra is not None and importlib.util.find_spec(extra) is None:
+            return (
+                f"{self.kind} {self.name!r} needs the optional package {extra!r}, which is not installed: "
+                f"pip install 'contrastive[{extra}]'"
+            )
         if not self.registered:
             return f"no {self.kind} component is registered (are the plugins loaded or blocked?)"
         text = f"unknown {self.kind} {self.name!r}"

@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from contrastive_core import ENTRY_POINT_GROUP, Registry, get_plugin_manager, recipe_model
-from contrastive_core.cli import describe_type
+from contrastive_core.cli import describe_type, toml_value
 from contrastive_core.recipes import COMPONENT_SECTIONS, LIST_SECTIONS, MODEL_SECTIONS
 from contrastive_core.registration import kind_spec
 
@@ -245,19 +245,6 @@ def field_default(field: FieldInfo) -> str:
     if value is None:
         return "unset"
     return f"`{toml_value(value)}`"
-
-
-def toml_value(value: Any) -> str:
-    """A JSON-able default in TOML syntax: true/false, "text", [1, 2], {key = value}."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
-    return repr(value)
 
 
 def _model_of(annotation: Any) -> type[BaseModel]:

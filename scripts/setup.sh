@@ -22,6 +22,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-# torch and torchvision are pinned at most to 2.14.1 / 0.29.1 in pyproject.toml.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# constraints.txt pins torch and torchvision to the versions the project is tested with (2.14.1 / 0.29.1);
+# the package's own metadata asks only for minimum versions.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

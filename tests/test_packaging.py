@@ -32,11 +32,19 @@ def package_folders() -> set[str]:
     return found
 
 
-def test_the_package_dir_maps_plugins_to_contrastive_plugins():
+def test_the_package_dir_maps_plugins_to_contrastive_plugins_and_recipes_to_shipped_recipes():
     assert SETUPTOOLS["package-dir"] == {
         "contrastive_core": "contrastive_core",
         "contrastive_plugins": "plugins",
+        "contrastive_core.shipped_recipes": "recipes",
     }
+    # The data package carries the recipes, and both packages their py.typed marker (PEP 561).
+    assert SETUPTOOLS["package-data"] == {
+        "contrastive_core": ["py.typed"],
+        "contrastive_core.shipped_recipes": ["*.toml"],
+        "contrastive_plugins": ["py.typed"],
+    }
+    assert (ROOT / "contrastive_core" / "py.typed").is_file() and (ROOT / "plugins" / "py.typed").is_file()
 
 
 def test_every_package_folder_is_listed_in_pyproject():

@@ -1,11 +1,16 @@
-"""What the ``contrastive`` subcommands share: argument types and the registry their ``--block`` selects."""
+"""What the ``contrastive`` subcommands share: argument types and the registry their ``--block`` selects.
+
+Light to import, as every module the parser needs is (see :mod:`contrastive_core.cli.commands`): the
+registry's modules, which import torch, are imported when a command asks for the registry.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..registration.plugin_manager import get_plugin_manager
-from ..registration.registry import Registry
+if TYPE_CHECKING:
+    from ..registration.registry import Registry
 
 
 def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
@@ -24,6 +29,9 @@ def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> Non
 def registry_from_args(args: argparse.Namespace, strict: bool = True) -> Registry:
     """The registry of the environment's plugins minus those blocked with ``--block`` (before or after
     the command)."""
+    from ..registration.plugin_manager import get_plugin_manager
+    from ..registration.registry import Registry
+
     blocked = [*args.block, *args.block_after]
     return Registry.from_plugin_manager(get_plugin_manager(blocked=blocked), strict=strict)
 

@@ -1,6 +1,10 @@
 """The ``contrastive`` command: run, validate, lint, plugins, list, schema, and more.
 
 Bad recipes and plugin problems print a message (no traceback) and exit with code 2.
+
+This module imports no torch at module level, so that building the parser (also for ``--help`` and
+``--version``) costs only what the command modules import: a handler imports the registry or the
+engine when it runs (the rule of :mod:`.commands`).
 """
 
 from __future__ import annotations
@@ -10,27 +14,24 @@ import json
 import os
 import shlex
 import sys
-import typing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..distributed.collectives import is_distributed
-from ..distributed.unresponsive import DistributedFailure, looks_like_a_collective_failure, unresponsive_ranks
-from ..engine.interrupt import TrainingInterrupted
-from ..engine.runner import run_recipe
 from ..errors import ContrastiveError
-from ..recipes.recipe import load_recipe, recipe_model, recipe_warnings
-from ..registration.kinds import KINDS, kind_spec
+from ..version import describe_versions
 from .arguments import add_overrides_argument, registry_from_args
-from .commands import bench, compare, lint, preview, report, sweep
+from .commands import bench, compare, export, lint, preview, recipes, report, sweep
+from .component_listing import list_components
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 #: Modules of contrastive_core.cli.commands that add a subcommand each, in the order of the help.
-EXTRA_COMMANDS = (lint, preview, report, compare, sweep, bench)
+EXTRA_COMMANDS = (recipes, lint, preview, report, compare, export, sweep, bench)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -45,18 +46,39 @@ def main(argv: list[str] | None = None) -> int:
     except ContrastiveError as error:
         print_error(errors, error)
         return error.exit_code
-    except TrainingInterrupted as stopped:
-        if os.environ.get("RANK", "0") == "0":  # under a launcher, one process says it
-            errors.print(Text(f"{stopped}\n{_resume_hint(args)}"), soft_wrap=True)
-        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         errors.print("interrupted")
         return EXIT_INTERRUPTED
-    except RuntimeError as error:
-        if not (is_distributed() and looks_like_a_collective_failure(error)):
+    except Exception as error:
+        exit_code = _engine_stop(error, args, errors)
+        if exit_code is None:
             raise
+        return exit_code
+
+
+def _engine_stop(error: Exception, args: argparse.Namespace, errors: Console) -> int | None:
+    """The exit code of a run that the engine stopped on purpose (a stop request honoured) or that a
+    failed collective ended across processes, after saying so; None for any other error.
+
+    The engine's modules are imported here, not at the top: only a command that ran the engine raises
+    these, and importing it (torch) would slow every other command down.
+    """
+    from ..distributed.collectives import is_distributed
+    from ..distributed.unresponsive import (
+        DistributedFailure,
+        looks_like_a_collective_failure,
+        unresponsive_ranks,
+    )
+    from ..engine.interrupt import TrainingInterrupted
+
+    if isinstance(error, TrainingInterrupted):
+        if os.environ.get("RANK", "0") == "0":  # under a launcher, one process says it
+            errors.print(Text(f"{error}\n{_resume_hint(args)}"), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    if isinstance(error, RuntimeError) and is_distributed() and looks_like_a_collective_failure(error):
         print_error(errors, DistributedFailure.explain(error, unresponsive_ranks()))
         return DistributedFailure.exit_code
+    return None
 
 
 def print_error(console: Console, error: Exception) -> None:
@@ -68,6 +90,8 @@ def print_error(console: Console, error: Exception) -> None:
 
 def print_warnings(console: Console, recipe: BaseModel) -> None:
     """The recipe's valid but implausible values (:func:`recipe_warnings`), one yellow line each."""
+    from ..recipes.recipe import recipe_warnings
+
     for warning in recipe_warnings(recipe):
         console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
@@ -76,6 +100,18 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Outside a terminal (CI logs, pipes) rich would wrap at 80 columns; tables read better wider.
     return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`describe_versions` and exit. Unlike argparse's own version action it
+    looks the versions up only when asked, not each time the parser is built."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(describe_versions())  # on stdout, as argparse's own version action prints
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Contrastive self-supervised learning of visual representations.",
     )
     parser.add_argument("--block", action="append", default=[], metavar="PLUGIN", help=block_help)
+    parser.add_argument("--version", action=_VersionAction, help="print the versions and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", parents=[common], help="run a recipe's stages in order")
@@ -112,8 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list", parents=[common], help="list registered components and their params"
     )
-    listing.add_argument("kind", nargs="?", help=f"one kind: {', '.join(KINDS)}")
-    listing.set_defaults(handler=_list)
+    listing.add_argument("kind", nargs="?", help="only this kind, e.g. loss or losses (default: every kind)")
+    listing.add_argument(
+        "--json", action="store_true", help="print kinds, components and params as one JSON document"
+    )
+    listing.set_defaults(handler=list_components)
 
     schema = commands.add_parser("schema", parents=[common], help="print the JSON Schema of recipes")
     schema.set_defaults(handler=_schema)
@@ -126,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from ..engine.runner import run_recipe
+    from ..recipes.recipe import load_recipe
+
     registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     run_dir = args.out or Path("runs") / (recipe.run.name or args.recipe.stem)
@@ -163,6 +206,8 @@ def _resume_command(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
+    from ..recipes.recipe import load_recipe
+
     registry = registry_from_args(args)
     failed = 0
     errors = _console(stderr=True)
@@ -182,6 +227,8 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plugins(args: argparse.Namespace, console: Console) -> int:
+    from ..registration.kinds import KINDS
+
     registry = registry_from_args(args, strict=False)
     table = Table(title="plugins")
     for column in ("plugin", "distribution", "module", "registers"):
@@ -208,55 +255,14 @@ def _plugins(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     for problem in registry.problems:
         console.print(Text("problem: ", style="red") + Text(problem), soft_wrap=True)
+    for warning in registry.warnings:  # registered, but short of something (a field's description)
+        console.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
     return EXIT_BAD_INPUT if registry.problems else 0
 
 
-def _list(args: argparse.Namespace, console: Console) -> int:
-    registry = registry_from_args(args)
-    specs = [kind_spec(args.kind)] if args.kind else list(KINDS.values())
-    for spec in specs:
-        table = Table(title=f"{spec.plural}", show_lines=True)
-        for column in ("name", "plugin", "parameter", "type", "default", "description"):
-            table.add_column(column, overflow="fold")
-        for registration in registry.registrations(spec.name):
-            component = registration.cls
-            table.add_row(component.name, registration.plugin, "", "", "", Text(component.summary()))
-            for field_name, field in component.Params.model_fields.items():
-                if field_name == "type":
-                    continue
-                description = " ".join((field.description or "").split())  # docstrings wrap; tables re-wrap
-                cells = (field_name, describe_type(field.annotation), _default(field), description)
-                table.add_row("", "", *(Text(cell) for cell in cells))  # Text: '[...]' is not markup
-        console.print(table)
-    return 0
-
-
-def _default(field) -> str:
-    if field.default is PydanticUndefined:
-        return "(required)" if field.default_factory is None else repr(field.default_factory())
-    return repr(field.default)
-
-
-def describe_type(annotation: object) -> str:
-    """A short readable type: Literal['a', 'b'] -> 'a' | 'b', Optional[int] -> int | None."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return " | ".join(repr(arg) for arg in args)
-    if origin is typing.Annotated:
-        return describe_type(args[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return " | ".join(describe_type(arg) for arg in args)
-    if origin is not None:
-        name = getattr(origin, "__name__", str(origin))
-        return f"{name}[{', '.join(describe_type(arg) for arg in args)}]"
-    if annotation is type(None):
-        return "None"
-    if annotation is Ellipsis:
-        return "..."
-    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
-
-
 def _schema(args: argparse.Namespace, console: Console) -> int:
+    from ..recipes.recipe import recipe_model
+
     schema = recipe_model(registry_from_args(args)).model_json_schema()
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")

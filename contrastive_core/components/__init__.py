@@ -2,8 +2,11 @@
 
 * :class:`Component` and :class:`ComponentParams`: the base of every registered component (a ``name``
   and a typed params model);
-* one abstract base per kind: :class:`Method`, :class:`Augmentation`, :class:`Encoder`, :class:`Head`,
-  :class:`Loss`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset`, :class:`Stage` (with the
+* one abstract base per kind: :class:`Method`, :class:`Augmentation`, :class:`Encoder` (with
+  :class:`EncoderParams`, the fields every encoder has, and :class:`ExternalModel`, an encoder as
+  another library's network), :class:`Head`,
+  :class:`Loss`, :class:`Optimizer`, :class:`Scheduler`, :class:`Dataset` (with
+  :class:`VariableSizeSplit`, a split of photos that keep their own sizes), :class:`Stage` (with the
   :class:`StageContext` the runner hands a stage);
 * what the method interface speaks of: :class:`ViewGroup`, :class:`StepProgress`,
   :class:`MethodOutput`, :class:`MethodParts`, and the two building blocks its hooks return,
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 from .augmentation import Augmentation
 from .component import Component, ComponentParams
-from .dataset import Dataset
-from .encoder import Encoder
+from .dataset import Dataset, VariableSizeSplit
+from .encoder import Encoder, EncoderParams
+from .external_model import ExternalModel
 from .frozen_for_steps import FrozenForSteps
 from .head import Head
 from .loss import MIN_TEMPERATURE, Loss, check_temperature, temperature_warnings
@@ -36,6 +40,8 @@ __all__ = [
     "ComponentParams",
     "Dataset",
     "Encoder",
+    "EncoderParams",
+    "ExternalModel",
     "FrozenForSteps",
     "Head",
     "Loss",
@@ -49,6 +55,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StepProgress",
+    "VariableSizeSplit",
     "ViewGroup",
     "check_temperature",
     "temperature_warnings",

@@ -18,10 +18,11 @@ from .collectives import (
     rank,
     world_size,
 )
-from .global_batch_norm import GlobalBatchNorm, convert_to_global_batchnorm
+from .global_batch_norm import BatchNormNotConvertibleError, GlobalBatchNorm, convert_to_global_batchnorm
 from .global_queue import GlobalQueue
 
 __all__ = [
+    "BatchNormNotConvertibleError",
     "GlobalBatchNorm",
     "GlobalQueue",
     "all_reduce_mean",

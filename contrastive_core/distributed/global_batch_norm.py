@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import ContrastiveError
 from .collectives import all_reduce_with_grad, world_size
 
 
@@ -59,14 +60,26 @@ class GlobalBatchNorm(_BatchNorm):
         return output
 
 
+class BatchNormNotConvertibleError(ContrastiveError):
+    """A BatchNorm layer whose own forward does more than normalise, which a conversion would drop."""
+
+
 def convert_to_global_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     """Replace every BatchNorm layer of ``module`` by its cross-process version for ``device``.
 
     CUDA uses ``torch.nn.SyncBatchNorm`` (NCCL-optimised kernels); other devices use
-    :class:`GlobalBatchNorm`. Parameters and running statistics are carried over.
+    :class:`GlobalBatchNorm`. Parameters and running statistics are carried over. A BatchNorm subclass
+    with a forward of its own (timm's ``BatchNormAct2d`` also applies an activation) is refused with
+    :class:`BatchNormNotConvertibleError`: both conversions would replace it by a plain BatchNorm and
+    silently drop what else its forward does.
     """
+    _refuse_extended_batchnorm(module)
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _to_global_batchnorm(module, device)
+
+
+def _to_global_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     converted = module
     if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm | nn.SyncBatchNorm):
         converted = GlobalBatchNorm(
@@ -83,5 +96,24 @@ def convert_to_global_batchnorm(module: nn.Module, device: torch.device) -> nn.M
         converted.train(module.training)
         converted.to(device)
     for name, child in module.named_children():
-        converted.add_module(name, convert_to_global_batchnorm(child, device))
+        converted.add_module(name, _to_global_batchnorm(child, device))
     return converted
+
+
+def _refuse_extended_batchnorm(module: nn.Module) -> None:
+    extended = [
+        (name, layer)
+        for name, layer in module.named_modules()
+        if isinstance(layer, _BatchNorm)
+        and not isinstance(layer, GlobalBatchNorm | nn.SyncBatchNorm)
+        and type(layer).forward is not _BatchNorm.forward
+    ]
+    if extended:
+        name, layer = extended[0]
+        kind = f"{type(layer).__module__}.{type(layer).__qualname__}"
+        raise BatchNormNotConvertibleError(
+            f"global BatchNorm: {len(extended)} BatchNorm layers ({name or 'the model'}, a {kind}, and the "
+            "like) have a forward of their own that does more than normalise (an activation after it), "
+            "which converting them to global BatchNorm would drop. Train with one process, or set the "
+            "pretrain stage's global_batchnorm = false (each process then normalises over its own batch)"
+        )

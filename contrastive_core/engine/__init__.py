@@ -6,12 +6,15 @@
   in one place), :mod:`.augmentation_pipeline` (the views), :mod:`.training_step` (views -> forward ->
   backward -> optimizer -> schedule -> momentum updates), :mod:`.activation_checkpointing`;
 * data: :mod:`.training_batches` (the global batch order, batches on the device or from loader
-  workers), :mod:`.file_batches` (decoding files on the device);
+  workers), :mod:`.file_batches` (decoding files on the device), :mod:`.image_batch` (a batch of
+  photos of different sizes: one padded canvas and each photo's size);
 * state across steps and runs: :mod:`.checkpoint`, :mod:`.random_state`, :mod:`.interrupt`,
   :mod:`.scalar_schedule` (host-side schedules of scalars such as an EMA momentum), and
   :mod:`.training_loop`, which puts the first three together around a stage's own step (resume,
   checkpoints, the NaN/inf guard, stop requests, the epochs);
 * what a run leaves: :mod:`.metrics_log`, :mod:`.progress`, :mod:`.encoder_export`;
+* weights in and out: :mod:`.encoder_init` (an encoder's ``init`` file, read by :mod:`.weights_file`),
+  :mod:`.run_export` (``contrastive export``: a run's encoder as a folder to publish);
 * measuring the step: :mod:`.benchmark` (``contrastive bench``).
 
 :class:`~contrastive_core.components.MomentumTarget` and
@@ -28,10 +31,12 @@ from .accelerator import DeviceError, get_accelerator
 from .activation_checkpointing import checkpoint_blocks
 from .augmentation_pipeline import (
     AugmentationPipeline,
+    CanvasOrderError,
     PerViewAugmentationPipeline,
     apply_in_order,
     build_pipeline,
     build_view_pipeline,
+    check_crops_first,
     check_same_op_types,
     fused_pipeline,
     fused_view_pipeline,
@@ -52,6 +57,7 @@ from .benchmark import (
 )
 from .checkpoint import STATE_FILE, CheckpointError, CheckpointManager, load_file
 from .encoder_export import EncoderFileError, export_encoder, exported_files, load_encoder
+from .encoder_init import EncoderInitError, InitReport, build_encoder, initialise_encoder
 from .file_batches import (
     DecodeAhead,
     DeviceDecodable,
@@ -59,13 +65,16 @@ from .file_batches import (
     WorkerDataError,
     pack_encoded,
     read_batches,
+    read_image_batches,
     unpack_encoded,
 )
+from .image_batch import ImageBatch, canvas_batch, items_batch
 from .interrupt import StopRequest, TrainingInterrupted
 from .loss_precision import at_least_float32
 from .metrics_log import MetricsLog
 from .progress import TrainingProgress
 from .random_state import augmentation_generator, capture_rng, restore_rng
+from .run_export import EXPORT_FORMATS, ExportError, RunExport, default_export_directory, export_run
 from .runner import RunDirectoryError, RunFileSystemError, resolved_toml, results_table, run_recipe
 from .scalar_schedule import CosineSchedule, WarmupThenConstant, cosine_schedule, linear_warmup
 from .training_batches import DeviceBatches, GlobalBatchOrder, LoaderBatches
@@ -73,6 +82,7 @@ from .training_loop import IntervalMeans, NonFiniteLossError, Stateful, Training
 from .training_parts import (
     TrainingParts,
     build_training_parts,
+    check_views_crop_first,
     set_augmentation_precision,
     training_stage,
 )
@@ -80,11 +90,13 @@ from .training_step import TrainingStep
 
 __all__ = [
     "BARE_SGD",
+    "EXPORT_FORMATS",
     "STATE_FILE",
     "SYNTHETIC_BATCHES",
     "AugmentationPipeline",
     "BenchSettings",
     "BenchmarkResult",
+    "CanvasOrderError",
     "CheckpointError",
     "CheckpointManager",
     "CosineSchedule",
@@ -94,8 +106,12 @@ __all__ = [
     "DeviceError",
     "EncodedItem",
     "EncoderFileError",
+    "EncoderInitError",
+    "ExportError",
     "FrozenForSteps",
     "GlobalBatchOrder",
+    "ImageBatch",
+    "InitReport",
     "IntervalMeans",
     "LoaderBatches",
     "Measurement",
@@ -104,6 +120,7 @@ __all__ = [
     "NonFiniteLossError",
     "PerViewAugmentationPipeline",
     "RunDirectoryError",
+    "RunExport",
     "RunFileSystemError",
     "Stateful",
     "StopRequest",
@@ -117,25 +134,34 @@ __all__ = [
     "apply_in_order",
     "at_least_float32",
     "augmentation_generator",
+    "build_encoder",
     "build_pipeline",
     "build_training_parts",
     "build_view_pipeline",
+    "canvas_batch",
     "capture_rng",
+    "check_crops_first",
     "check_same_op_types",
+    "check_views_crop_first",
     "checkpoint_blocks",
     "cosine_schedule",
     "cpu_model",
+    "default_export_directory",
     "export_encoder",
+    "export_run",
     "exported_files",
     "fused_pipeline",
     "fused_view_pipeline",
     "get_accelerator",
+    "initialise_encoder",
+    "items_batch",
     "linear_warmup",
     "load_encoder",
     "load_file",
     "machine_info",
     "pack_encoded",
     "read_batches",
+    "read_image_batches",
     "resolved_toml",
     "restore_rng",
     "results_table",

@@ -42,7 +42,9 @@ def export_encoder(encoder: Encoder, directory: str | Path) -> dict[str, Path]:
     config: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "encoder": encoder.params.model_dump(mode="json"),
+        # Not the init file it started from: this weights file replaces it (and a local path of the
+        # machine that trained it means nothing where the encoder is loaded).
+        "encoder": encoder.params.model_dump(mode="json", exclude={"init"}),
         "feature_dim": encoder.feature_dim,
     }
     write_json_atomic(directory / ENCODER_CONFIG_FILE, config)

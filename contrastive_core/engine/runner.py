@@ -32,6 +32,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 from accelerate.utils import broadcast_object_list
 from pydantic import BaseModel
 from rich.console import Console
@@ -320,12 +325,21 @@ def _checksums(artifacts: dict[str, Path]) -> dict[str, str | None]:
 
 
 def _check_same_recipe(run_dir: Path, resolved: str) -> None:
+    """Refuse a run directory of another recipe. The recipes are compared as TOML values, not text, so
+    a directory written by a version that laid the same recipe out differently still resumes."""
     existing = run_dir / RESOLVED_RECIPE_FILE
-    if existing.is_file() and existing.read_text(encoding="utf-8") != resolved:
+    if existing.is_file() and not _same_toml(existing.read_text(encoding="utf-8"), resolved):
         raise RunDirectoryError(
             f"{run_dir} holds a run of a different recipe (see {existing}); resuming it with this recipe "
             "would mix the two. Use another --out directory, or --fresh to start this directory over."
         )
+
+
+def _same_toml(text: str, other: str) -> bool:
+    try:
+        return tomllib.loads(text) == tomllib.loads(other)
+    except tomllib.TOMLDecodeError:  # a damaged record: only the same text is the same recipe
+        return text == other
 
 
 def _refuse_a_folder_that_is_not_a_run(run_dir: Path) -> None:

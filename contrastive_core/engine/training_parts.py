@@ -6,22 +6,25 @@ the method (its networks, state and loss), view pipelines, optimizer and schedul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.utils.data
 from pydantic import BaseModel
 
+from ..components.dataset import VariableSizeSplit
 from ..components.encoder import Encoder
 from ..components.method import Method, MethodParts
 from ..distributed.global_batch_norm import convert_to_global_batchnorm
-from ..errors import ContrastiveError
+from ..errors import ContrastiveError, Problem, RecipeError
 from ..recipes.view_groups import resolve_view_groups
 from ..registration.build import build
 from ..registration.registry import Registry
 from .activation_checkpointing import checkpoint_blocks
 from .augmentation_pipeline import AugmentationPipeline, PerViewAugmentationPipeline, build_view_pipeline
+from .encoder_init import build_encoder
 
 
 @dataclass
@@ -76,14 +79,18 @@ def build_training_parts(
     and schedule.
 
     The components are built in a fixed order (encoder, head, predictor, loss, method) after the caller
-    seeds torch, so every process starts from the same weights. ``batch_size`` is the global batch (for
-    learning-rate scaling); ``global_batchnorm`` converts every BatchNorm layer, momentum targets'
-    included, to its cross-process version (callers pass it only with several processes).
+    seeds torch, so every process starts from the same weights; an encoder with an ``init`` file is
+    loaded from it (:func:`~.encoder_init.build_encoder`; ``warn`` receives what was loaded).
+    ``batch_size`` is the global batch (for learning-rate scaling); ``global_batchnorm`` converts every
+    BatchNorm layer, momentum targets' included, to its cross-process version (callers pass it only
+    with several processes).
     ``augmentation_precision`` (a pretrain stage's setting, with the run's ``run_precision``) is applied
     to every view pipeline by :func:`set_augmentation_precision`. Compiling is left to the caller, after
     any check that runs the model once.
     """
-    encoder = build("encoder", recipe.model.encoder, registry=registry)
+    # From its init file when [model.encoder] names one (loading draws no random numbers, so the head
+    # and the rest are initialised as without it).
+    encoder = build_encoder(recipe.model.encoder, registry, where="model.encoder", report=warn)
     head = predictor = loss = None
     if recipe.model.head is not None:
         head = build("head", recipe.model.head, registry=registry, in_dim=encoder.feature_dim)
@@ -163,3 +170,47 @@ def set_augmentation_precision(
     dtype, min_values = pipeline.automatic_compute_dtype(device, run_precision)
     if dtype is not None:
         pipeline.set_compute_dtype(dtype, min_values=min_values)
+
+
+def check_views_crop_first(
+    recipe: BaseModel, views: Mapping[str, AugmentationPipeline], split: torch.utils.data.Dataset
+) -> None:
+    """Before training on ``split``: when it is a :class:`~contrastive_core.components.VariableSizeSplit`
+    (photos of their own sizes, batched as one padded canvas), every view group's first op must crop
+    within each photo's size; :class:`RecipeError` naming the recipe key of each group whose first op
+    does not, with the two ways out. Other splits need no check. ``views``: group name -> pipeline
+    (the name "" stands for a recipe's ``[[augmentations]]`` used without a method).
+
+    The step would raise the same from the pipeline (:func:`~.augmentation_pipeline.check_crops_first`);
+    here it is raised before any work, against the recipe's own keys.
+    """
+    while isinstance(split, torch.utils.data.Subset):
+        split = split.dataset
+    if not isinstance(split, VariableSizeSplit):
+        return
+    # The first [[views]] table of a name is the group's (resolve_view_groups reports repeats).
+    tables = {table.name: index for index, table in reversed(list(enumerate(recipe.views)))}
+    other_way = (
+        f", or set data.{split.fixed_size_setting} to train on images of one size"
+        if split.fixed_size_setting
+        else ""
+    )
+    problems = []
+    for group, pipeline in views.items():
+        ops = list(pipeline.augmentations)
+        if ops and ops[0].crops_within_sizes:
+            continue
+        where = f"views[{tables[group]}].augmentations" if group in tables else "augmentations"
+        subject = f"view group {group!r}" if group else "the list"
+        first = repr(ops[0].name) if ops else "no op"
+        problems.append(
+            Problem(
+                f"{where}[0]" if ops else where,
+                f"{subject} starts with {first}, but the training images of [data] ({recipe.data.type}) "
+                "are photos of their own sizes, padded into one canvas per batch: only a crop that reads "
+                "each photo's size can come first (any other op would treat the padding as image; a flip "
+                f'would move it to the left). Put {{ type = "random_resized_crop", ... }} first{other_way}',
+            )
+        )
+    if problems:
+        raise RecipeError("recipe", problems)

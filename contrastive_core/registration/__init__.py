@@ -24,7 +24,7 @@ from .plugin_manager import (
     blocked_from_env,
     get_plugin_manager,
 )
-from .registry import Registration, Registry, default_registry
+from .registry import Registration, Registry, default_registry, undocumented_fields
 from .validation_problems import format_path, problems_from_validation_error, show_value
 
 __all__ = [
@@ -50,4 +50,5 @@ __all__ = [
     "kind_spec",
     "problems_from_validation_error",
     "show_value",
+    "undocumented_fields",
 ]

@@ -16,6 +16,7 @@ from types import ModuleType
 
 import pluggy
 
+from ..errors import closest
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "contrastive.plugins"
@@ -102,12 +103,16 @@ class PluginManager(pluggy.PluginManager):
             self.infos[entry_point.name] = info
 
     def _check_hook_names(self, name: str, plugin: object) -> None:
-        """Reject hook implementations that match no hook (a typo such as ``register_loss``)."""
+        """Reject hook implementations that match no hook (a typo such as ``register_loss``), suggesting
+        the closest hook: pluggy itself would accept the typo and never call it."""
+        hooks = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
         for caller in self.get_hookcallers(plugin) or []:
             if not caller.has_spec():
-                known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("register_")))
+                suggestion = closest(caller.name, hooks)
+                hint = f"; did you mean {suggestion!r}?" if suggestion else "."
                 raise pluggy.PluginValidationError(
-                    plugin, f"plugin {name!r} implements unknown hook {caller.name!r}; hooks are: {known}"
+                    plugin,
+                    f"plugin {name!r} implements unknown hook {caller.name!r}{hint} Hooks are: {', '.join(hooks)}",
                 )
 
     @property
@@ -121,6 +126,8 @@ def _replace(info: PluginInfo, **changes: object) -> PluginInfo:
 
 def _describe(error: BaseException) -> str:
     """One line naming the exception and where in the plugin it was raised."""
+    if isinstance(error, pluggy.PluginValidationError):
+        return str(error)  # raised by this manager's own checks: the message says it all, the place nothing
     frames = traceback.extract_tb(error.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     if isinstance(error, SystemExit):

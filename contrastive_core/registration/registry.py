@@ -1,8 +1,11 @@
 """The registry: one flat table per component kind, name -> class, built from a plugin manager.
 
 Building it calls every registration hook of every plugin once, checks each returned class (right base
-class, a ``name``, a params model with ``type: Literal[name]``, ``extra="forbid"`` and a description
-for every field) and refuses a name registered twice in one kind, naming both plugins.
+class, a ``name``, a params model with ``type: Literal[name]`` and ``extra="forbid"``) and refuses a name
+registered twice in one kind, naming both plugins. A params field without a description is no reason
+to refuse a third party's component (it works; only ``contrastive list`` has less to say about it): it
+is registered, and the registry's ``warnings`` name the fields. The built-in plugins are held to
+describing every field by a meta-test instead.
 """
 
 from __future__ import annotations
@@ -35,21 +38,26 @@ class Registration:
 
 
 class Registry:
-    """Registered component classes by kind; also the plugins that were loaded and any problems."""
+    """Registered component classes by kind; also the plugins that were loaded, any problems (what could
+    not be registered) and warnings (what was registered but falls short, e.g. undescribed params)."""
 
     def __init__(
         self,
         entries: dict[str, dict[str, Registration]],
         plugins: list[PluginInfo],
         problems: list[str],
+        warnings: list[str] | None = None,
     ) -> None:
         self._entries = entries
         self.plugins = plugins
         self.problems = problems
+        self.warnings = warnings or []
 
     @classmethod
     def from_plugin_manager(cls, manager: PluginManager, *, strict: bool = True) -> Registry:
-        """Collect every plugin's components. With ``strict``, any problem raises :class:`PluginError`."""
+        """Collect every plugin's components. With ``strict``, any problem raises :class:`PluginError`
+        (warnings never do)."""
+        warnings: list[str] = []
         problems = [
             f"plugin {info.name!r} ({info.origin}) failed to load: {info.error}" for info in manager.failures
         ]
@@ -90,10 +98,16 @@ class Registry:
                         )
                         continue
                     entries[spec.name][component.name] = registration
+                    if undocumented := undocumented_fields(component):
+                        warnings.append(
+                            f"plugin {impl.plugin_name!r} ({info.origin}), {spec.hook}(): "
+                            f"{component.__qualname__}.Params fields have no description (write a "
+                            f"docstring under each field): {', '.join(undocumented)}"
+                        )
         if strict and problems:
             raise PluginError(problems)
         plugins = sorted(manager.infos.values(), key=lambda info: info.name)
-        return cls(entries, plugins, problems)
+        return cls(entries, plugins, problems, warnings)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind_spec(kind).name])
@@ -146,10 +160,13 @@ def _check_component(component: object, kind: str, base: type) -> str | None:
     definition_problem = getattr(component, "definition_problem", None)
     if definition_problem is not None and (problem := definition_problem()):
         return problem
-    undocumented = [f for f, info in params.model_fields.items() if f != "type" and not info.description]
-    if undocumented:
-        return f"{label}.Params fields need a description (a docstring under the field): {', '.join(undocumented)}"
     return None
+
+
+def undocumented_fields(component: type[Component]) -> list[str]:
+    """The params fields of a (checked) component class that have no description, ``type`` aside."""
+    fields = component.Params.model_fields
+    return [name for name, info in fields.items() if name != "type" and not info.description]
 
 
 @cache

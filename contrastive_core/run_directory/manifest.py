@@ -15,11 +15,13 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..registration.registry import Registry
 from ..version import __version__
 from .names import MANIFEST_FILE
+
+if TYPE_CHECKING:  # the registry imports torch; a manifest is read without it
+    from ..registration.registry import Registry
 
 #: The manifest's ``"format"``: names the file's layout and marks its folder as a run directory.
 MANIFEST_FORMAT = "contrastive run directory, manifest 1"

@@ -108,6 +108,10 @@ class DINO(Method):
         for module in self.teacher.network.modules():
             if isinstance(module, StochasticDepth):
                 module.p = 0.0
+            elif type(module).__name__ == "DropPath" and hasattr(module, "drop_prob"):
+                # timm's DropPath (timm.layers), in the networks of the timm encoder (timm imported
+                # here only for this would make it a dependency of DINO).
+                module.drop_prob = 0.0
         self.centre = Centre(parts.head.out_dim)
 
     def teacher_temperature(self, progress: StepProgress) -> float:

@@ -12,8 +12,8 @@ augmented view as the student, in eval mode, without gradient.
 
 The teacher: the classifier a preceding ``finetune`` or ``semi_supervised`` stage exported
 (:mod:`.classifier_export`), or a classifier directory. The student's architecture is ``student`` (an
-encoder table; default the recipe's [model.encoder]); it starts at random initialisation, or from an
-exported encoder named by ``encoder``. With ``labelled_weight = 0`` (the default, the paper's main
+encoder table; default the recipe's [model.encoder]); it starts at random initialisation (or from the
+table's ``init`` weights file), or from an exported encoder named by ``encoder``. With ``labelled_weight = 0`` (the default, the paper's main
 setting) no label of the training split is read. The trained student is exported like a fine-tuned
 classifier, so a further ``distill`` can use it as its teacher.
 """
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from contrastive_core import ComponentTable, Encoder, Stage, StageContext
+from contrastive_core.engine import initialise_encoder
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.recipes import stage_keys
 from contrastive_core.run_directory import CHECKPOINTS_DIR
@@ -52,7 +53,8 @@ class DistillParams(EvaluationParams, ClassifierTrainingParams):
     (self-distillation, the paper's main setting)."""
     encoder: str | None = None
     """Where the student's encoder starts: the key of a preceding stage that exported an encoder, or an
-    exported encoder directory; default: ``student`` at random initialisation (seeded with run.seed)."""
+    exported encoder directory; default: ``student`` at random initialisation (seeded with run.seed), or
+    from its ``init`` file when it sets one."""
     temperature: float = Field(1.0, gt=0)
     """tau of both softmaxes of the distillation loss (SimCLRv2, Sec. 2: 1)."""
     labelled_weight: float = Field(0.0, ge=0, le=1)
@@ -185,5 +187,15 @@ class Distill(Stage):
                 f"stages[{context.index}].student: required when the recipe has no [model.encoder]"
             )
         encoder = random_init_like(table, context.registry, setup.seed)
-        setup.say(f"{context.key}: student {encoder.name} at random initialisation (seed {setup.seed})")
+        init = getattr(encoder.params, "init", None)
+        if init is None:
+            setup.say(f"{context.key}: student {encoder.name} at random initialisation (seed {setup.seed})")
+            return encoder
+        where = (
+            f"stages[{context.index}].student.init" if params.student is not None else "model.encoder.init"
+        )
+        report = initialise_encoder(encoder, init, where=where)
+        setup.say(f"{context.key}: student {encoder.name} initialised from its init file")
+        for line in [report.summary(), *report.problems()]:
+            setup.say(line)
         return encoder

@@ -6,8 +6,9 @@ The ``encoder`` param of an evaluation stage is either
 * a filesystem path to an exported encoder (a directory with ``encoder.safetensors`` and
   ``encoder.json``, or the ``.safetensors`` file itself);
 * unset: the nearest preceding stage that exported an encoder, and when there is none, the recipe's
-  ``[model.encoder]`` at random initialisation (reported on the console, since it is then no pretrained
-  encoder that gets evaluated).
+  ``[model.encoder]``: initialised from its ``init`` file when it names one (weights trained
+  elsewhere, a torchvision or timm checkpoint), else at random initialisation (reported on the
+  console, since it is then no pretrained encoder that gets evaluated).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from contrastive_core import ComponentParams, Encoder, Registry, StageContext, build
-from contrastive_core.engine import load_encoder
+from contrastive_core.engine import initialise_encoder, load_encoder
 from contrastive_core.errors import ContrastiveError
 from contrastive_core.recipes import stage_keys
 from contrastive_core.run_directory import ENCODER_WEIGHTS_FILE
@@ -133,6 +134,21 @@ def _random_recipe_encoder(context: StageContext, where: str) -> EncoderSource:
             "`encoder` (a stage key or an exported encoder directory) and the recipe has no [model.encoder]"
         )
     encoder = random_init_like(model.encoder, context.registry, context.recipe.run.seed)
+    init = getattr(model.encoder, "init", None)
+    if init is not None:
+        report = initialise_encoder(encoder, init, where="model.encoder.init")
+        return EncoderSource(
+            encoder,
+            "\n".join(
+                [
+                    f"[model.encoder] ({model.encoder.type}) initialised from its init file {report.file}: "
+                    "no preceding stage exported an encoder and the stage sets no `encoder`",
+                    report.summary(),
+                    *report.problems(),
+                ]
+            ),
+            pretrained=True,
+        )
     return EncoderSource(
         encoder,
         f"[model.encoder] ({model.encoder.type}) at RANDOM INITIALISATION (seed {context.recipe.run.seed}): "

@@ -7,7 +7,8 @@ and the representation h is the CLS token's output (DINO, Sec. 3.1 and its refer
 
 Weights are exported keyed as DINO's (and timm's) ``VisionTransformer`` without a classifier, so an
 exported encoder loads with ``strict=True`` into ``vision_transformer.vit_small(patch_size=16)`` of
-facebookresearch/dino.
+facebookresearch/dino, and into timm's ``VisionTransformer`` of the same shape
+(:meth:`VisionTransformer.external_models`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from contrastive_core import ComponentParams, Encoder
+from contrastive_core import Encoder, EncoderParams, ExternalModel
 
 from .blocks import PatchEmbedding, TransformerBlock
 from .position import positions_for_grid
+
+#: The LayerNorm epsilon of timm's VisionTransformer (a different one has no timm export).
+TIMM_LAYER_NORM_EPS = 1e-6
 
 
 class ViTShape(NamedTuple):
@@ -42,7 +46,7 @@ ARCHITECTURES: dict[str, ViTShape] = {
 }
 
 
-class VisionTransformerParams(ComponentParams):
+class VisionTransformerParams(EncoderParams):
     type: Literal["vit"]
 
     arch: Literal["vit_tiny", "vit_small", "vit_base"] | None = "vit_small"
@@ -198,6 +202,28 @@ class VisionTransformer(Encoder):
     def load_exported_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`export_state_dict` (strict: every key must match)."""
         self.load_state_dict({_internal_key(key): value for key, value in state.items()}, strict=True)
+
+    def external_models(self) -> dict[str, ExternalModel]:
+        """timm's ``VisionTransformer`` of the same shape, for ``contrastive export --format timm``.
+
+        The exported keys are timm's too, and with the class token as its pooled output (timm's
+        ``global_pool="token"``) timm computes the same function: the same pre-norm blocks, exact GELU,
+        qkv layout and final LayerNorm. Every shape setting is passed to ``timm.create_model``, so any
+        size maps; only a LayerNorm epsilon other than timm's 1e-6 does not.
+        """
+        params = self.params
+        if params.layer_norm_eps != TIMM_LAYER_NORM_EPS:
+            return {}
+        embed_dim, depth, num_heads = params.shape
+        # The preset of the same size only names the model; the keywords set every shape.
+        preset = f"{params.arch or 'vit_base'}_patch16_224"
+        keywords = (
+            f"pretrained=False, num_classes=0, img_size={params.image_size}, patch_size={params.patch_size}, "
+            f"in_chans={params.in_channels}, embed_dim={embed_dim}, depth={depth}, num_heads={num_heads}, "
+            f"mlp_ratio={params.mlp_ratio}, qkv_bias={params.qkv_bias}"
+        )
+        code = "\n".join(["import timm", "", f'model = timm.create_model("{preset}", {keywords})'])
+        return {"timm": ExternalModel(self.export_state_dict(), code, "timm")}
 
 
 # Each block here is two sublayers, attn and mlp, each holding its own LayerNorm (``norm``) and ``layer``;

@@ -144,8 +144,42 @@ def test_misspelled_hook_name_fails_the_plugin(monkeypatch, plugin_manager_facto
     )
     manager = plugin_manager_factory()
     (failure,) = manager.failures
-    assert "implements unknown hook 'register_loss'" in failure.error
+    assert "implements unknown hook 'register_loss'; did you mean 'register_losses'?" in failure.error
     assert manager.get_plugin("typo") is None
+
+
+def test_a_plugin_module_with_a_misspelled_hook_is_refused_naming_the_hook_meant(
+    monkeypatch, plugin_manager_factory
+):
+    _fake_entry_points(
+        monkeypatch,
+        EntryPoint("typo", "tests.core.misspelled_hook", "contrastive.plugins"),
+        EntryPoint("toy", "tests.core.toy_plugin", "contrastive.plugins"),
+    )
+    registry = Registry.from_plugin_manager(plugin_manager_factory(), strict=False)
+    (problem,) = registry.problems
+    assert problem.startswith("plugin 'typo' (registered directly) failed to load: ")
+    assert "unknown hook 'register_encoder'; did you mean 'register_encoders'? Hooks are: " in problem
+    assert problem.endswith(
+        "register_stages"
+    )  # no '(at ...)': the place is contrastive's check, not the plugin
+    assert registry.names("loss") == ["toy_loss"]  # the other plugins still load
+
+
+def test_an_unknown_hook_far_from_every_hook_lists_them_without_a_guess():
+    class Unrelated:
+        @hookimpl
+        def on_epoch_end(self):
+            return None
+
+    import pluggy
+
+    manager = get_plugin_manager(autoload=False)
+    with pytest.raises(
+        pluggy.PluginValidationError,
+        match=r"unknown hook 'on_epoch_end'\. Hooks are: register_augmentations, ",
+    ):
+        manager.register(Unrelated(), name="unrelated")
 
 
 class TypoPlugin:
@@ -196,10 +230,6 @@ def _loss_class(name, params, abstract=False):
     [
         (object, "is not a subclass of contrastive_core.Loss"),
         (_loss_class("Bad Name", _Documented), "name must be a lowercase identifier"),
-        (
-            _loss_class("undocumented", _Undocumented),
-            "fields need a description (a docstring under the field): x",
-        ),
         (_loss_class("mismatch", _WrongLiteral), "must declare `type: Literal['mismatch']`"),
         (_loss_class("fine", _Documented, abstract=True), "does not implement: forward"),
         (_loss_class("fine", dict), "Params must be a subclass of contrastive_core.ComponentParams"),
@@ -216,6 +246,22 @@ def test_bad_components_are_refused_with_a_reason(component, message):
     assert problem.startswith("plugin 'bad' (registered directly), register_losses(): ")
     assert message in problem
     assert registry.names("loss") == []
+
+
+def test_a_component_with_undescribed_params_is_registered_with_a_warning():
+    class UndocumentedPlugin:
+        @hookimpl
+        def register_losses(self):
+            return [_loss_class("undocumented", _Undocumented)]
+
+    registry = registry_with(("third_party", UndocumentedPlugin()))  # strict: a warning is no problem
+    assert registry.names("loss") == ["undocumented"]
+    assert registry.problems == []
+    assert registry.warnings == [
+        "plugin 'third_party' (registered directly), register_losses(): Loss_undocumented.Params fields "
+        "have no description (write a docstring under each field): x"
+    ]
+    assert registry_with(("toy", toy_plugin)).warnings == []
 
 
 def test_registering_a_misspelled_hook_directly_is_refused():

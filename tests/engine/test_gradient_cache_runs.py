@@ -46,6 +46,7 @@ def test_a_killed_micro_batched_run_resumes_to_the_same_state(batch_norm, tmp_pa
     assert losses(interrupted) == losses(reference)
 
 
+@pytest.mark.slow  # 18 s; test_gradient_cache.py compares 2 gloo processes with 1 exactly, in the default set
 def test_two_processes_with_micro_batches_follow_one_process(tmp_path):
     def recipe_with(micro: int) -> str:
         stage = f'micro_batch_size = {micro}\nmicro_batch_norm = "whole_batch"'

@@ -46,23 +46,24 @@ packages = ["{PACKAGE}"]
 
 raise ImportError("needs the package not_installed_anywhere")
 ''',
-    f"{PACKAGE}/bad_component.py": '''"""Registers a loss whose parameter has no description (the registry requires one)."""
+    f"{PACKAGE}/bad_component.py": '''"""Registers a loss renamed without its params' ``type`` (the registry requires the two to match)."""
 
 from typing import Literal
 
 from contrastive_core import ComponentParams, Loss, hookimpl
 
 
-class UndocumentedParams(ComponentParams):
-    type: Literal["undocumented_loss"]
+class RenamedParams(ComponentParams):
+    type: Literal["old_loss_name"]
     scale: float = 1.0
+    """Factor on the squared distance."""
 
 
-class UndocumentedLoss(Loss):
+class RenamedLoss(Loss):
     """Squared distance between the views, scaled."""
 
-    name = "undocumented_loss"
-    Params = UndocumentedParams
+    name = "renamed_loss"
+    Params = RenamedParams
 
     def forward(self, z_a, z_b):
         return (z_a - z_b).square().mean() * self.params.scale
@@ -70,7 +71,7 @@ class UndocumentedLoss(Loss):
 
 @hookimpl
 def register_losses():
-    return [UndocumentedLoss]
+    return [RenamedLoss]
 ''',
     f"{PACKAGE}/duplicate_name.py": '''"""Registers a second loss under the built-in name nt_xent."""
 

@@ -96,3 +96,30 @@ def test_random_init_is_the_pretraining_start_and_leaves_the_global_rng_alone(re
     assert torch.equal(torch.get_rng_state(), state)
     for a, b in zip(pretraining_start.state_dict().values(), baseline.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_without_any_export_a_recipe_encoder_with_init_starts_from_its_file(registry, tmp_path):
+    trained = export_random_encoder(registry, tmp_path / "trained", seed=9)
+    validated = validate_recipe(
+        recipe(KNN, with_model=True) | {"model": {"encoder": {**TINY_ENCODER, "init": str(trained)}}},
+        registry=registry,
+    )
+    stage_context = StageContext(
+        recipe=validated,
+        registry=registry,
+        run_dir=tmp_path,
+        stage_dir=tmp_path / "knn_eval",
+        key="knn_eval",
+        index=0,
+        console=Console(file=io.StringIO()),
+        artifacts={},
+    )
+    source = resolve_encoder(None, stage_context)
+    assert source.pretrained and weights_equal(source.encoder, trained)
+    assert source.description.startswith(
+        f"[model.encoder] (small_cnn) initialised from its init file {trained}"
+    )
+    assert "model.encoder.init: loaded 12 of the encoder's 12 tensors" in source.description
+    # The random-init baseline of such an evaluation stays random: it is built from the params alone.
+    baseline = random_init_like(source.encoder.params, registry, seed=0)
+    assert not weights_equal(baseline, trained)

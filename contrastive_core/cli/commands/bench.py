@@ -12,14 +12,16 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ...engine.benchmark import BenchmarkResult, BenchSettings, run_benchmark
-from ...recipes.recipe import load_recipe
 from ..arguments import add_overrides_argument, non_negative_int, positive_int, registry_from_args
+
+if TYPE_CHECKING:
+    from ...engine.benchmark import BenchmarkResult
 
 #: The fraction of the bare step's throughput that the full step should keep on a GPU (the project's goal).
 TARGET_FULL_OVER_BARE = 0.9
@@ -63,6 +65,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_bench(args: argparse.Namespace, console: Console) -> int:
+    from ...engine.benchmark import BenchSettings, run_benchmark
+    from ...recipes.recipe import load_recipe
+
     registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     settings = BenchSettings(

@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ...errors import ContrastiveError
-from ...reports.report import curve, curve_keys, figure_png, format_value, load_figure_class
 from ...run_directory.atomic import write_atomic
 from ...run_directory.names import MANIFEST_FILE, METRICS_FILE, RESULTS_FILE
 from ...run_directory.records import read_json_record, read_metrics
@@ -55,6 +54,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_compare(args: argparse.Namespace, console: Console) -> int:
+    from ...reports.report import load_figure_class
+
     if args.plot is not None:
         load_figure_class("compare --plot")  # before reading anything: say at once what is missing
     runs = {
@@ -116,6 +117,8 @@ def select_metrics(rows: list[MetricKey], wanted: list[str]) -> list[MetricKey]:
 
 def comparison_table(runs: dict[str, dict[str, dict[str, Any]]], rows: list[MetricKey]) -> Table:
     """A rich table: a row per (stage, metric), a column per run; '-' where a run lacks the metric."""
+    from ...reports.report import format_value
+
     table = Table(title="results")
     table.add_column("stage")
     table.add_column("metric")
@@ -141,6 +144,8 @@ def comparison_plot(
     A result chart's value axis spans the values (with a margin), not 0 to the maximum: 0.81 and 0.82
     must look different. ``curves``: per run label, (stage, key) -> (steps, values).
     """
+    from ...reports.report import figure_png, load_figure_class
+
     plotted = [row for row in rows if any(_number(results, row) is not None for results in runs.values())]
     curve_rows = list(dict.fromkeys(row for run_curves in (curves or {}).values() for row in run_curves))
     if not plotted and not curve_rows:
@@ -202,6 +207,8 @@ def run_curves(
 ) -> dict[MetricKey, tuple[list[float], list[float]]]:
     """The training curves of a run's ``stages`` (their metrics.jsonl), the keys ``--metric`` asks for
     (all when none), as (stage, key) -> (steps, values)."""
+    from ...reports.report import curve, curve_keys
+
     found: dict[MetricKey, tuple[list[float], list[float]]] = {}
     for stage in stages:
         path = Path(run_dir) / stage / METRICS_FILE

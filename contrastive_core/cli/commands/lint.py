@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ...recipes.lint import LintResult, format_value, lint_recipe
-from ...recipes.recipe import load_recipe
 from ..arguments import add_overrides_argument, registry_from_args
+
+if TYPE_CHECKING:
+    from ...recipes.lint import LintResult
 
 EXIT_DEPARTURES = 1
 
@@ -43,6 +45,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_lint(args: argparse.Namespace, console: Console) -> int:
+    from ...recipes.lint import lint_recipe
+    from ...recipes.recipe import load_recipe
+
     registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     result = lint_recipe(recipe, registry, args.recipe.read_text(encoding="utf-8"))
@@ -64,6 +69,8 @@ def as_json(result: LintResult, recipe: Path) -> dict:
 
 
 def print_result(console: Console, result: LintResult, recipe: Path) -> None:
+    from ...recipes.lint import format_value
+
     if result.method is None:
         console.print(Text(f"{recipe}: no [method] section; nothing to compare"))
         return

@@ -12,8 +12,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from ...reports.report import write_report
-
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     report = commands.add_parser(
@@ -29,6 +27,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_report(args: argparse.Namespace, console: Console) -> int:
+    from ...reports.report import write_report  # imports torch: not needed to build the parser
+
     path = write_report(
         args.run_dir,
         lambda problem: console.print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True),

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from ...engine.runner import run_recipe
 from ...errors import ContrastiveError, Problem, RecipeError
-from ...recipes.recipe import load_recipe
-from ...recipes.sweep_grid import SweepPoint, sweep_grid
 from ...run_directory.atomic import write_json_atomic
 from ...run_directory.records import read_json_record
-from ..arguments import registry_from_args
 from .compare import comparison_table, metric_rows, read_results, select_metrics
+
+if TYPE_CHECKING:
+    from ...recipes.sweep_grid import SweepPoint
 
 SWEEP_FILE = "sweep.json"
 
@@ -69,7 +68,18 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     sweep.set_defaults(handler=run_sweep)
 
 
+def run_recipe(*args: Any, **kwargs: Any) -> Any:
+    """The engine's :func:`~contrastive_core.engine.runner.run_recipe`, imported when a sweep runs (the
+    engine imports torch, which building the parser must not)."""
+    from ...engine.runner import run_recipe as engine_run_recipe
+
+    return engine_run_recipe(*args, **kwargs)
+
+
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
+    from ...recipes.sweep_grid import sweep_grid
+    from ..arguments import registry_from_args
+
     registry = registry_from_args(args)
     try:
         points = sweep_grid(args.overrides)
@@ -102,6 +112,8 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
 
 def _validated(recipe_path: Path, point: SweepPoint, registry: Any) -> Any:
     """The recipe with the point's overrides, validated; a problem names the point."""
+    from ...recipes.recipe import load_recipe
+
     try:
         return load_recipe(recipe_path, registry=registry, overrides=point.overrides)
     except RecipeError as error:

@@ -15,15 +15,15 @@ import torchvision
 from pydantic import Field
 from torch import nn
 
-from contrastive_core import ComponentParams, Encoder
+from contrastive_core import Encoder, EncoderParams, ExternalModel
 
-from .export import torchvision_state_dict
+from .export import resnet_external_models, torchvision_state_dict
 
 #: Output channels of every torchvision ResNet stem.
 _STEM_CHANNELS = 64
 
 
-class ResNetParams(ComponentParams):
+class ResNetParams(EncoderParams):
     """Parameters shared by every ResNet encoder (each encoder adds its own ``type``)."""
 
     cifar_stem: bool = False
@@ -72,6 +72,10 @@ class ResNetEncoder(Encoder):
     def load_exported_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`export_state_dict`: load torchvision-keyed weights (strict, no ``fc``)."""
         self.backbone.load_state_dict(state, strict=True)
+
+    def external_models(self) -> dict[str, ExternalModel]:
+        """torchvision's ResNet of this name, and timm's (the same keys); see :func:`resnet_external_models`."""
+        return resnet_external_models(self)
 
 
 def _stem_conv(in_channels: int, *, kernel_size: int, stride: int, padding: int) -> nn.Conv2d:

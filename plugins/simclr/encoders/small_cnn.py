@@ -13,10 +13,10 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from contrastive_core import ComponentParams, Encoder
+from contrastive_core import Encoder, EncoderParams
 
 
-class SmallCNNParams(ComponentParams):
+class SmallCNNParams(EncoderParams):
     type: Literal["small_cnn"]
 
     widths: tuple[PositiveInt, ...] = Field((32, 64, 128), min_length=1)

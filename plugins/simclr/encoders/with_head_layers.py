@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from contrastive_core import ComponentParams, ComponentTable, Encoder, build
+from contrastive_core import ComponentTable, Encoder, EncoderParams, build
 
 from ..projection_head import ProjectionHead
 
 
-class WithHeadLayersParams(ComponentParams):
+class WithHeadLayersParams(EncoderParams):
     type: Literal["with_head_layers"]
     encoder: Annotated[dict[str, Any], ComponentTable("encoder")]
     """The encoder f's table, as in [model.encoder]."""
@@ -30,6 +30,17 @@ class WithHeadLayersParams(ComponentParams):
     head_layers: int = Field(1, ge=1)
     """How many of the head's linear layers (each with its BN and ReLU) follow f: SimCLRv2 fine-tunes from
     the first (Sec. 2)."""
+
+    @model_validator(mode="after")
+    def _no_inner_init(self) -> WithHeadLayersParams:
+        # The inner table is built here, not where init files are applied: it would be ignored.
+        if self.encoder.get("init") is not None:
+            raise ValueError(
+                "encoder.init is not applied to the encoder inside with_head_layers; set init on "
+                "with_head_layers itself (a weights file of the whole composite), or on [model.encoder] of "
+                "the pretraining recipe"
+            )
+        return self
 
 
 class WithHeadLayers(Encoder):
@@ -59,7 +70,8 @@ class WithHeadLayers(Encoder):
         """The composite of trained modules (shared, not copied), for export after pretraining."""
         params = WithHeadLayersParams(
             type="with_head_layers",
-            encoder=encoder.params.model_dump(mode="json"),
+            # Without the encoder's init file: the trained modules hold the weights now.
+            encoder=encoder.params.model_dump(mode="json", exclude={"init"}),
             head=head.params.model_dump(mode="json"),
             head_layers=head_layers,
         )
