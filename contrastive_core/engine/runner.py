@@ -32,11 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from accelerate.utils import broadcast_object_list
 from pydantic import BaseModel
 from rich.console import Console
@@ -61,6 +56,11 @@ from ..run_directory.records import RunRecordError, read_json_record
 from .accelerator import get_accelerator
 from .device_description import describe_device
 from .experiment_trackers import ExperimentTrackers, flat_hyperparameters
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 class RunDirectoryError(ContrastiveError):
@@ -133,7 +133,8 @@ def run_recipe(
             project=recipe.run.tracker_project,
         )
         held.callback(trackers.finish)  # also when a stage fails or the run is interrupted
-        trackers.start(flat_hyperparameters(recipe.model_dump(mode="json", exclude_none=True)))
+        if trackers.names:
+            trackers.start(flat_hyperparameters(recipe.model_dump(mode="json", exclude_none=True)))
         try:
             results = _run_stages(
                 recipe, registry, run_dir, console, main, accelerator.wait_for_everyone, trackers

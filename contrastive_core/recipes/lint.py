@@ -165,8 +165,10 @@ def _augmentation_lists(recipe: BaseModel) -> Iterator[tuple[str, Sequence[Any]]
 
 
 def _same(value: Any, published: Any) -> bool:
-    if value is ABSENT or isinstance(published, bool) or isinstance(value, bool):
-        return value is published or (isinstance(value, bool) and value == published)
+    if value is ABSENT or published is ABSENT:
+        return value is published
+    if isinstance(value, bool) or isinstance(published, bool):  # True is no 1 here
+        return type(value) is type(published) and value == published
     if isinstance(published, (tuple, list)):
         return (
             isinstance(value, (tuple, list))

@@ -62,6 +62,25 @@ def test_resume_skips_finished_stages_and_restores_artifacts(tmp_path, toy_regis
     assert done["artifacts"] == {"artifact": "artifact.txt"}
 
 
+def test_the_same_recipe_laid_out_differently_resumes(tmp_path, toy_registry):
+    """Recipes are compared as TOML values: a resolved recipe written by another TOML writer (other
+    spacing, order and comments) is the same recipe, and the run resumes."""
+    run_dir = tmp_path / "run"
+    run(toy_registry, run_dir)
+    resolved = run_dir / "recipe.resolved.toml"
+    lines = resolved.read_text().splitlines()
+    resolved.write_text(
+        "# written by an earlier version\n" + "\n\n".join(line.replace(" = ", "=") for line in lines) + "\n"
+    )
+    run(toy_registry, run_dir)  # no RunDirectoryError
+    assert json.loads((run_dir / "toy_runs.json").read_text()) == [
+        "toy_stage",
+        "toy_stage_2",
+    ]  # nothing re-ran
+    with pytest.raises(RunDirectoryError, match="holds a run of a different recipe"):
+        run(toy_registry, run_dir, overrides=["stages[1].fail=true"])
+
+
 def test_fresh_starts_over(tmp_path, toy_registry):
     run_dir = tmp_path / "run"
     run(toy_registry, run_dir)
