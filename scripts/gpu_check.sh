@@ -13,6 +13,10 @@
 #   jpeg       image-folder loading at the ResNet-50 setting, on a folder of real-photo JPEGs
 #              (scripts/make_jpeg_folder.py): a decoding profile, then bench with nvJPEG decoding (workers
 #              read bytes) and with decoding in the CPU workers, 8 workers each;
+#   end_to_end `contrastive bench --end-to-end`: a real run of the training stage against the full step,
+#              at the ResNet-18 setting on CIFAR-shaped data held in memory (the CIFAR-10 binary layout,
+#              50,000 records tiled from the fixture's) and at the ResNet-50 setting on the `jpeg` step's
+#              folder (nvJPEG, 8 workers) when that step made it;
 #   precision  `main` with the augmentation arithmetic in float32 instead of float16;
 #   reference  `main` with the op-by-op reference pipeline;
 #   compiled   `main` with torch.compile.
@@ -119,7 +123,7 @@ fi
 R50=recipes/simclr_r50.toml
 R18=recipes/simclr_cifar10_r18.toml
 # GPU_CHECK_STEPS picks and orders the steps (default: all, the main figures first).
-steps=" ${GPU_CHECK_STEPS:-tests main caching profile anchor jpeg precision reference compiled} "
+steps=" ${GPU_CHECK_STEPS:-tests main caching profile anchor jpeg end_to_end precision reference compiled} "
 has() { [[ $steps == *" $1 "* ]]; }
 
 if has tests; then
@@ -177,6 +181,29 @@ if has jpeg; then
             "${R50_SET[@]}"
     fi
 fi
+if has end_to_end; then
+    # A real run (loader, logging, checkpoints) against the step. The CIFAR-10 binary files, 10,000
+    # records each, repeat the fixture's records: the data is held on the GPU like CIFAR-10's.
+    run_step "CIFAR-shaped data" 30 $PY -c '
+import sys
+from pathlib import Path
+source, out = Path("tests/fixtures/cifar10/cifar-10-batches-bin"), Path(sys.argv[1]) / "cifar-10-batches-bin"
+out.mkdir(parents=True)
+for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    records = (source / name).read_bytes()
+    count = len(records) // 3073
+    (out / name).write_bytes(records * (10000 // count) + records[: 3073 * (10000 % count)])
+' "$SCRATCH/cifar"
+    E2E_STEPS=(--end-to-end --end-to-end-steps 60)
+    ((SMOKE)) && E2E_STEPS=(--end-to-end --end-to-end-steps 3)
+    if [[ -d $SCRATCH/cifar ]]; then
+        bench r18_end_to_end "$R18" "$R18_BATCH" 90 --set "data.root=$SCRATCH/cifar" "${E2E_STEPS[@]}"
+    fi
+    if [[ -d $SCRATCH/jpegs/train ]]; then
+        bench r50_jpeg_end_to_end "$R50" "$R50_BATCH" 120 --set "data.root=$SCRATCH/jpegs" \
+            --set "data.decode=device" --set "stages[0].num_workers=8" "${R50_SET[@]}" "${E2E_STEPS[@]}"
+    fi
+fi
 if has precision; then
     # The same as `main` with the augmentation arithmetic in float32 instead of the default float16.
     bench r50_fused_fp32aug "$R50" "$R50_BATCH" 45 --synthetic-images "$R50_IMAGES" \
@@ -208,6 +235,10 @@ if os.path.exists(bench_path):
               f"{m['bare']['views_per_s']:9.0f} "
               f"{m['full']['views_per_s']:9.0f} {d['full_over_bare']:9.2f} {m['augmentation']['views_per_s']:9.0f} "
               f"{m['data']['views_per_s']:9.0f} {1000 * m['optimizer']['seconds_per_step']:8.2f}")
+        if "end_to_end" in d:
+            e = d["end_to_end"]
+            print(f"{'':18} end to end: loop {e['loop_views_per_s']:9.0f} views/s ({e['loop_over_full']:.2f} of full), "
+                  f"run {e['run_views_per_s']:9.0f} views/s ({e['run_over_full']:.2f} of full)")
 if os.path.exists(anchor_path):
     for line in open(anchor_path):
         d = json.loads(line)

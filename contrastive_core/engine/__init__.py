@@ -15,7 +15,8 @@
 * what a run leaves: :mod:`.metrics_log`, :mod:`.progress`, :mod:`.encoder_export`;
 * weights in and out: :mod:`.encoder_init` (an encoder's ``init`` file, read by :mod:`.weights_file`),
   :mod:`.run_export` (``contrastive export``: a run's encoder as a folder to publish);
-* measuring the step: :mod:`.benchmark` (``contrastive bench``).
+* measuring the step: :mod:`.benchmark` (``contrastive bench``), and a real run beside it:
+  :mod:`.end_to_end_benchmark` (``--end-to-end``).
 
 :class:`~contrastive_core.components.MomentumTarget` and
 :class:`~contrastive_core.components.FrozenForSteps` are defined with the method interface that names
@@ -58,6 +59,7 @@ from .benchmark import (
 from .checkpoint import STATE_FILE, CheckpointError, CheckpointManager, load_file
 from .encoder_export import EncoderFileError, export_encoder, exported_files, load_encoder
 from .encoder_init import EncoderInitError, InitReport, build_encoder, initialise_encoder
+from .end_to_end_benchmark import EndToEndMeasurement, EndToEndRun, EndToEndSettings, run_end_to_end
 from .file_batches import (
     DecodeAhead,
     DeviceDecodable,
@@ -107,6 +109,9 @@ __all__ = [
     "EncodedItem",
     "EncoderFileError",
     "EncoderInitError",
+    "EndToEndMeasurement",
+    "EndToEndRun",
+    "EndToEndSettings",
     "ExportError",
     "FrozenForSteps",
     "GlobalBatchOrder",
@@ -166,6 +171,7 @@ __all__ = [
     "restore_rng",
     "results_table",
     "run_benchmark",
+    "run_end_to_end",
     "run_recipe",
     "set_augmentation_precision",
     "synchronize",

@@ -161,8 +161,11 @@ def run_benchmark(
     settings: BenchSettings,
     recipe_path: str | Path = "recipe",
     report: Callable[[str], None] = lambda line: None,
+    between_rounds: Callable[[int], object] | None = None,
 ) -> BenchmarkResult:
-    """Measure the parts (see the module docstring) for ``recipe``; ``report`` hears progress lines."""
+    """Measure the parts (see the module docstring) for ``recipe``; ``report`` hears progress lines.
+    ``between_rounds(index)`` runs after each timed round, outside the clock (``bench --end-to-end``
+    runs a session of the real stage there, so both are measured in the same stretches of time)."""
     stage = training_stage(recipe, registry)
     if stage is None:
         raise ContrastiveError(
@@ -274,6 +277,7 @@ def run_benchmark(
         device=device,
         report=report,
         peaks=peaks,
+        between_rounds=between_rounds,
     )
     batches.close()  # stops the loader's workers (and a decoding thread) before anything else runs
     if loader_fed:
@@ -354,11 +358,13 @@ def time_interleaved(
     device: torch.device,
     report: Callable[[str], None] = lambda line: None,
     peaks: dict[str, list[tuple[int | None, int | None]]] | None = None,
+    between_rounds: Callable[[int], object] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of each part in each round (see the module docstring for the scheme).
 
     Each part runs ``warmup`` untimed steps, then ``steps`` timed steps spread over ``rounds`` rounds
-    (at least one step per round) that visit the parts in turn. With ``peaks``, each round of a part
+    (at least one step per round) that visit the parts in turn; ``between_rounds(index)`` runs after
+    round ``index``, outside every clock. With ``peaks``, each round of a part
     also appends (peak bytes, rise in bytes) to ``peaks[name]`` (:class:`.peak_memory.PeakMemory`,
     reset before the round's clock starts and read after it stops).
     """
@@ -383,6 +389,8 @@ def time_interleaved(
             seconds[name].append((time.perf_counter() - start) / count)
             if memory is not None and peaks is not None:
                 peaks.setdefault(name, []).append((memory.peak(), memory.rise))
+        if between_rounds is not None:
+            between_rounds(index)
     return seconds
 
 

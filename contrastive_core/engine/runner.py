@@ -87,8 +87,10 @@ def run_recipe(
     recipe_path: Path | None = None,
     command_line: list[str] | None = None,
     fresh: bool = False,
+    write_report: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key.
+    """Run every stage of ``recipe`` in ``run_dir``; returns results by stage key. ``write_report``:
+    write report.html after the stages (when matplotlib is installed).
 
     Under a launcher (torchrun, accelerate launch) every process calls this; the main process alone
     writes the run directory's records and holds its lock, the others only run the stages.
@@ -150,7 +152,7 @@ def run_recipe(
 
     # --- report.html (plots, results, recipe) when the optional matplotlib is installed ------------
     # After the results are saved; report_after_run never raises, so it cannot fail a finished run.
-    if main:
+    if main and write_report:
         report_after_run(run_dir, console)
     return results
 

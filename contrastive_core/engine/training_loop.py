@@ -312,3 +312,15 @@ class TrainingLoop:
                 f"stopped by {self._stop.requested or 'another process'} at step {self.step} of "
                 f"{self.total_steps}; checkpoint saved in {self.checkpoints.latest()}"
             )
+
+    def pause(self, reason: str, *, saved: bool = False) -> None:
+        """Stop on purpose at this step, as a honoured stop request does: save a checkpoint (unless
+        ``saved``: one of this step was just written) and raise :class:`TrainingInterrupted`, so the run
+        resumes from here when started again. Every process that trains together calls this at the
+        same step (the reason is a setting, not a signal: no collective is needed)."""
+        if not saved:
+            self.save()
+        raise TrainingInterrupted(
+            f"{self.prefix}{reason} at step {self.step} of {self.total_steps}; checkpoint saved in "
+            f"{self.checkpoints.latest()}"
+        )

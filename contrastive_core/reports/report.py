@@ -53,6 +53,9 @@ KNOWN_CURVES = {
 }
 #: Keys of a metrics record that place it rather than measure something.
 POSITION_KEYS = ("step", "epoch")
+#: Keys of a metrics record that time the loop itself (``contrastive bench --end-to-end`` reads them):
+#: wall time since the loop started, and the checkpoint writes and kNN monitor passes in the interval.
+TIMING_KEYS = ("elapsed_s", "checkpoint_s", "knn_monitor_s")
 #: The prefix of an evaluation's random-initialisation baseline metrics (``random_init_top1``).
 RANDOM_INIT_PREFIX = "random_init_"
 
@@ -185,7 +188,7 @@ def curve_keys(records: Iterable[dict[str, Any]]) -> list[str]:
     present: dict[str, None] = {}
     for record in records:
         for key, value in record.items():
-            if key not in POSITION_KEYS and _is_number(value):
+            if key not in POSITION_KEYS and key not in TIMING_KEYS and _is_number(value):
                 present.setdefault(key)
     return [key for key in KNOWN_CURVES if key in present] + [
         key for key in present if key not in KNOWN_CURVES

@@ -51,6 +51,12 @@ def luma(images: torch.Tensor) -> torch.Tensor:
     return (red * LUMA_WEIGHTS[0]).add_(green, alpha=LUMA_WEIGHTS[1]).add_(blue, alpha=LUMA_WEIGHTS[2])
 
 
+def mean_luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 1, 1, 1): the mean of each sample's gray image, from its channel means."""
+    means = images.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+    return luma(means)
+
+
 # --------------------------------------------------------------------------- crop, resize and flip
 
 
@@ -276,27 +282,39 @@ def random_blur(
 
 
 def rotate_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the HSV hue of (N, 3, H, W) RGB images by ``shift`` (N,) turns; S and V are kept.
+    """Rotate the HSV hue of (N, 3, H, W) RGB images by ``shift`` (N,) turns in [-1/2, 1] (the colour
+    jitter draws |shift| <= 1/2); S and V are kept.
 
     With V = max, chroma c = max - min and the hue H in sextants [0, 6), the rotated hue H' gives each
-    channel directly: ``V - c * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + H') mod 6`` and n = 5, 3, 1
-    for R, G, B (the closed form of the HSV -> RGB conversion), so no HSV image is materialised.
+    channel directly: ``V - c * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + H') mod 6`` and n = 5, 3,
+    1 for R, G, B (the closed form of the HSV -> RGB conversion), so no HSV image is materialised.
+
+    Written for few passes over the pixels: H' is one division (the numerator ``c H`` of each pixel's
+    sextant over c, plus the shift) and is wrapped into [0, 6) on one channel by adding or subtracting
+    a period, not by a float remainder (which costs as much as a dozen multiplications). Then k + 6
+    would be needed for the channels where n + H' >= 6; instead the ramp, symmetric about k = 2 within
+    each period, is evaluated at ``u = n + H'`` in [1, 11) as ``clamp(2 - |3 - |u - 5||, 0, 1)``, which
+    equals it over both periods.
     """
     red, green, blue = images[:, 0:1], images[:, 1:2], images[:, 2:3]
     value = images.amax(dim=1, keepdim=True)
     chroma = value - images.amin(dim=1, keepdim=True)
-    # A gray pixel (c = 0) has equal channels, so its numerators are 0 and any hue gives the pixel back.
-    safe_chroma = chroma.clamp(min=torch.finfo(images.dtype).tiny)
-    # The sextant of the first maximal channel (ties give the same hue either way).
-    hue = torch.where(
+    # c H by the first maximal channel (ties give the same hue either way): g - b for red, b - r + 2c for
+    # green, r - g + 4c for blue. A gray pixel (c = 0) has 0 here, and any hue then gives it back.
+    numerator = torch.where(
         red == value,
-        (green - blue) / safe_chroma,
-        torch.where(green == value, (blue - red) / safe_chroma + 2, (red - green) / safe_chroma + 4),
+        green - blue,
+        torch.where(green == value, (blue - red).add_(chroma, alpha=2), (red - green).add_(chroma, alpha=4)),
     )
-    # (5, 3, 1) for (R, G, B), made on the device: a tensor copied from the host would wait for the GPU.
-    channel_offsets = torch.arange(5, 0, -2, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    k = torch.remainder(hue + 6 * per_sample(shift) + channel_offsets, 6)  # (N, 3, H, W)
-    return value - chroma * torch.minimum(k, 4 - k).clamp(0, 1)
+    safe_chroma = chroma.clamp(min=torch.finfo(images.dtype).tiny)
+    rotated = torch.addcdiv(6 * per_sample(shift), numerator, safe_chroma)  # H' in [-4, 11], (N, 1, H, W)
+    rotated = torch.where(rotated < 0, rotated + 6, torch.where(rotated >= 6, rotated - 6, rotated))
+    # u - 5 = H' + n - 5 for (R, G, B), made on the device: a tensor copied from the host would wait for
+    # the GPU.
+    channel_offsets = torch.arange(0, -6, -2, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    distance = (rotated + channel_offsets).abs_()  # |u - 5|, (N, 3, H, W)
+    ramp = torch.rsub(distance.sub_(3).abs_(), 2).clamp_(0, 1)
+    return torch.addcmul(value, chroma, ramp, value=-1)
 
 
 def color_jitter(
@@ -344,18 +362,22 @@ def color_jitter(
     def linear_slots(out: torch.Tensor, runs: torch.Tensor) -> torch.Tensor:
         scale, gray_weight, mean_weight = coefficients(runs)
         for slot in range(3):
-            # a x + c mean(gray(x)) + b gray(x), with per-sample coefficients broadcast over the pixels.
-            # A sample with (1, 0, 0) passes through unchanged (the clamp only removes rounding overshoot
+            # a x + (b gray(x) + c mean(gray(x))), with per-sample coefficients broadcast over the pixels:
+            # the bracket has one channel, so the full-width work is one multiply-add and the clamp. A
+            # sample with (1, 0, 0) passes through unchanged (the clamp only removes rounding overshoot
             # beyond [0, 1]), so no selection pass is needed.
             a = per_sample(scale[:, slot])
-            gray = luma(out) if contrast_on or saturation_on else out
-            if contrast_on:  # one pass: the (N, 1, 1, 1) mean term is added as the multiply writes
-                mean_term = per_sample(mean_weight[:, slot]) * gray.mean(dim=(2, 3), keepdim=True)
-                linear = torch.addcmul(mean_term, out, a)
-            else:
-                linear = out * a
             if saturation_on:
-                linear = linear.addcmul_(gray, per_sample(gray_weight[:, slot]))
+                gray = luma(out)
+                offset = gray * per_sample(gray_weight[:, slot])  # (N, 1, H, W)
+                if contrast_on:
+                    offset += per_sample(mean_weight[:, slot]) * gray.mean(dim=(2, 3), keepdim=True)
+            elif contrast_on:
+                # The mean of the gray image is the luma of the channel means: a reduction, no gray image.
+                offset = per_sample(mean_weight[:, slot]) * mean_luma(out)  # (N, 1, 1, 1)
+            else:
+                offset = None
+            linear = out * a if offset is None else torch.addcmul(offset, out, a)
             out = linear.clamp_(0, 1)
         return out
 

@@ -65,6 +65,10 @@ class PretrainParams(ComponentParams):
     """Global batch size N (images; each gives the method's views), divided evenly over the processes."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimiser steps even if epochs remain (for quick runs); the schedule spans it."""
+    session_steps: int | None = Field(None, ge=1)
+    """Train at most this many steps per invocation, then save a checkpoint and stop as a Ctrl-C does
+    (exit status 130): the same command resumes, so a run longer than a job's time limit goes in
+    pieces. Unlike max_steps it changes nothing else: the schedule spans the whole stage. Off by default."""
     split: str = "train"
     """The dataset split to pretrain on (e.g. 'unlabeled' for STL-10), read as the dataset gives it for
     training (an image folder: whole photos, see its train_images)."""
@@ -279,6 +283,7 @@ class Pretrain(Stage):
         records = read_metrics(metrics_log.path) if metrics_log is not None else []
         logged: dict[str, Any] = records[-1] if records else {}
         interval_start = run_start = time.monotonic()
+        checkpoint_seconds = 0.0  # writing checkpoints since the last record (reported in the next one)
 
         train_method.train()
         with loop:
@@ -307,14 +312,29 @@ class Pretrain(Stage):
                             step == total_steps
                             or (not mid_epoch and epochs_done % params.knn_monitor_every_epochs == 0)
                         ):
+                            monitor_start = time.monotonic()
                             logged.update(monitor(method.exported_encoder()))
+                            logged["knn_monitor_s"] = time.monotonic() - monitor_start
+                        if checkpoint_seconds:
+                            logged["checkpoint_s"] = checkpoint_seconds
+                            checkpoint_seconds = 0.0
+                        # Wall time of this session's loop: with the two durations above, what `contrastive
+                        # bench --end-to-end` splits a real run's time into.
+                        logged["elapsed_s"] = time.monotonic() - run_start
                         if metrics_log is not None:
                             metrics_log.write(logged)
                         progress.update(step, epoch + 1, params.epochs, logged)
                         interval_start = time.monotonic()
                     loop.stop_if_requested(agree=at_log_step)
-                    if step % params.checkpoint_every_steps == 0 or loop.end_of_epoch:
+                    saved = step % params.checkpoint_every_steps == 0 or loop.end_of_epoch
+                    if saved:
+                        loop.check_finite()  # waits for the queued steps, so the time below is the save's
+                        save_start = time.monotonic()
                         loop.save()
+                        checkpoint_seconds += time.monotonic() - save_start
+                    if params.session_steps is not None and step - start_step >= params.session_steps:
+                        if step < total_steps:
+                            loop.pause(f"trained session_steps = {params.session_steps}", saved=saved)
             finally:
                 progress.close()
                 if metrics_log is not None:
@@ -348,7 +368,18 @@ class Pretrain(Stage):
 
 
 #: The keys pretrain writes to every metrics.jsonl record; a method's metrics may not reuse them.
-LOGGED_KEYS = ("step", "epoch", "loss", "lr", "views_per_s", "knn_top1", "knn_top5")
+LOGGED_KEYS = (
+    "step",
+    "epoch",
+    "loss",
+    "lr",
+    "views_per_s",
+    "knn_top1",
+    "knn_top5",
+    "knn_monitor_s",
+    "checkpoint_s",
+    "elapsed_s",
+)
 
 
 def check_method_metrics(metrics: Any, method: str) -> None:

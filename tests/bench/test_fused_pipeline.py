@@ -9,6 +9,8 @@ standard errors, as tests/simclr/test_augmentations.py checks the parameters.
 
 from __future__ import annotations
 
+import colorsys
+import itertools
 import math
 from typing import Literal
 
@@ -202,6 +204,36 @@ def test_the_hue_rotation_matches_the_hsv_definition():
     # Value (max) and chroma (max - min) are kept.
     torch.testing.assert_close(rotated.amax(1), images.amax(1))
     torch.testing.assert_close(rotated.amax(1) - rotated.amin(1), images.amax(1) - images.amin(1))
+
+
+def hsv_rotation_reference(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Pixel by pixel through Python's colorsys: RGB -> HSV, hue + shift (mod 1), HSV -> RGB."""
+    out = torch.empty_like(images)
+    for n, pixel in itertools.product(
+        range(images.shape[0]), itertools.product(*map(range, images.shape[2:]))
+    ):
+        red, green, blue = (float(images[n, c][pixel]) for c in range(3))
+        hue, saturation, value = colorsys.rgb_to_hsv(red, green, blue)
+        rotated = colorsys.hsv_to_rgb((hue + float(shift[n])) % 1.0, saturation, value)
+        for c in range(3):
+            out[n, c][pixel] = rotated[c]
+    return out
+
+
+def test_the_hue_rotation_equals_the_hsv_round_trip_over_every_sextant_and_shift():
+    """In float64 against colorsys: random colours, grays, ties of the largest channels, saturated
+    primaries and hues on sextant boundaries, rotated by shifts across [-1/2, 1] turn (the wrapping of
+    the rotated hue without a remainder must hold at both ends)."""
+    generator = seeded()
+    images = torch.rand((12, 3, 4, 6), generator=generator, dtype=torch.float64)
+    images[:, :, 0, :2] = images[:, :1, 0, :2]  # gray
+    images[:, 1, 1] = images[:, 0, 1]  # red and green tie for the largest channel (or not)
+    images[:, :, 2] = (images[:, :, 2] > 0.5).double()  # primaries, secondaries, black and white
+    sextant_edges = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]])
+    images[:, :, 3] = 0.2 + 0.7 * sextant_edges.T.double()
+    shift = torch.tensor([-0.5, 0.5, 0.0, 1 / 6, -1 / 6, 1 / 3, 0.499, -0.499, 0.25, -0.3, 1.0, 0.75])
+    expected = hsv_rotation_reference(images, shift.double())
+    torch.testing.assert_close(fused_ops.rotate_hue(images, shift.double()), expected, atol=1e-12, rtol=0)
 
 
 # --- the distribution of the fused pipeline's own outputs ----------------------------------------------

@@ -249,3 +249,32 @@ def test_collective_failures_are_told_apart_from_other_errors():
     assert "ranks 1, 3 stopped responding" in named and "collective_timeout_s" in named
     assert "every process is still alive" in str(DistributedFailure.explain(closed, []))
     assert "could not be determined" in str(DistributedFailure.explain(closed, None))
+
+
+@pytest.mark.slow  # two torchrun launches of 2 processes, about 25 s; one process is in the default set
+def test_two_processes_pause_at_session_steps_together_and_resume(one_process, tmp_path):
+    """session_steps = 5 of 8 under torchrun: both ranks stop at step 5 (exit 130, one checkpoint of
+    both ranks' states), the same command finishes the stage, and the weights are the 1-process run's."""
+    _, reference = one_process
+    recipe = write(
+        tmp_path,
+        RECIPE.replace("checkpoint_every_steps = 1", "checkpoint_every_steps = 100\nsession_steps = 5"),
+    )
+    run_dir = tmp_path / "run"
+    paused = subprocess.run(standalone(recipe, run_dir), capture_output=True, text=True, env=ENV, timeout=300)
+    assert paused.returncode != 0, paused.stderr
+    assert "trained session_steps = 5 at step 5 of 8" in paused.stderr
+    checkpoints = sorted(p.name for p in (run_dir / "pretrain" / "checkpoints").iterdir())
+    assert checkpoints == ["step-00000004", "step-00000005"]  # the end of epoch 1, and the pause
+    assert sorted(
+        p.name for p in (run_dir / "pretrain" / "checkpoints" / "step-00000005").glob("rng-rank*.pt")
+    ) == [
+        "rng-rank0.pt",
+        "rng-rank1.pt",
+    ]
+    finished = subprocess.run(
+        standalone(recipe, run_dir), capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert len(losses(run_dir)) == 8
+    assert_same_weights(run_dir, reference, exact=False)

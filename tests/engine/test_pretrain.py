@@ -249,3 +249,30 @@ def test_pretraining_on_jpegs_decoded_on_the_device_equals_decoding_in_workers(t
         curves[decode] = losses(tmp_path / decode)
     assert len(curves["device"]) == 6
     assert curves["device"] == curves["workers"]
+
+
+def test_session_steps_train_a_run_in_pieces_that_equal_one_run(tmp_path, capsys):
+    """session_steps = 5 on a 12-step stage: two invocations pause (exit 130, checkpoint saved, the
+    stage not marked finished), the third finishes; the loss of every step and the exported encoder
+    equal those of one uninterrupted run, and every record's timing fields are there."""
+    text = tiny_recipe(epochs=3, batch_size=16)
+    whole = tmp_path / "whole"
+    assert cli_main(["run", str(write(tmp_path, text)), "--out", str(whole)]) == 0
+    pieces = tmp_path / "pieces"
+    recipe = write(
+        tmp_path,
+        text.replace("checkpoint_every_steps = 1", "checkpoint_every_steps = 100\nsession_steps = 5"),
+        "pieces.toml",
+    )
+    for expected_exit, last_step in ((130, 5), (130, 10), (0, 12)):
+        assert cli_main(["run", str(recipe), "--out", str(pieces)]) == expected_exit
+        records = read_metrics(pieces / "pretrain" / "metrics.jsonl")
+        assert records[-1]["step"] == last_step
+        assert (pieces / "pretrain" / "stage.json").exists() == (expected_exit == 0)
+    assert "trained session_steps = 5 at step 10 of 12" in capsys.readouterr().err
+    reference = read_metrics(whole / "pretrain" / "metrics.jsonl")
+    assert [r["loss"] for r in records] == pytest.approx([r["loss"] for r in reference], rel=1e-6)
+    assert [r["lr"] for r in records] == pytest.approx([r["lr"] for r in reference], rel=1e-9)
+    assert all({"elapsed_s"} <= set(r) for r in records)
+    for name, tensor in load_file(whole / "pretrain" / "encoder.safetensors").items():
+        torch.testing.assert_close(load_file(pieces / "pretrain" / "encoder.safetensors")[name], tensor)

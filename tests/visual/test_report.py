@@ -167,6 +167,8 @@ def test_curves_skip_records_without_the_metric():
         {"step": 3, "epoch": 1.5, "loss": 2.0, "lr": 0.1, "extra": 7},
         {"step": 4, "epoch": 2.0, "loss": 1.5, "lr": 0.1, "knn_top1": 0.6},
     ]
+    # The loop's own timing (read by bench --end-to-end) is no curve.
+    records[3] |= {"elapsed_s": 9.0, "checkpoint_s": 0.1, "knn_monitor_s": 2.0}
     assert report.curve_keys(records) == ["loss", "lr", "knn_top1", "extra"]
     assert report.curve(records, "knn_top1") == ([2, 4], [0.4, 0.6])
 

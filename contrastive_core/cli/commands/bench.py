@@ -11,6 +11,7 @@ import argparse
 import json
 import shlex
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,13 @@ from ..arguments import add_overrides_argument, non_negative_int, positive_int, 
 
 if TYPE_CHECKING:
     from ...engine.benchmark import BenchmarkResult
+    from ...engine.end_to_end_benchmark import EndToEndMeasurement
 
 #: The fraction of the bare step's throughput that the full step should keep on a GPU (the project's goal).
 TARGET_FULL_OVER_BARE = 0.9
+#: The fraction of the full step's throughput that a real run (loop, logging, checkpoints, kNN monitor)
+#: should keep.
+TARGET_RUN_OVER_FULL = 0.95
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -59,6 +64,24 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         metavar="C,H,W",
         help="use random uint8 images of this shape held on the device instead of the recipe's dataset",
     )
+    bench.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also run the training stage itself (loader, logging, checkpoints, kNN monitor, trackers) for "
+        "a few steps and report its views/s beside the full step's",
+    )
+    bench.add_argument(
+        "--end-to-end-steps",
+        type=positive_int,
+        metavar="N",
+        help="timed steps of the real run (default: enough to include one checkpoint write, at least 20)",
+    )
+    bench.add_argument(
+        "--end-to-end-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the real run's files in DIR, a new or empty folder (default: a temporary folder, deleted)",
+    )
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     add_overrides_argument(bench, "stages[0].fused_augmentations=false")
     bench.set_defaults(handler=run_bench)
@@ -66,8 +89,16 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_bench(args: argparse.Namespace, console: Console) -> int:
     from ...engine.benchmark import BenchSettings, run_benchmark
+    from ...engine.end_to_end_benchmark import EndToEndRun, EndToEndSettings
+    from ...errors import ContrastiveError
     from ...recipes.recipe import load_recipe
 
+    if not args.end_to_end and (args.end_to_end_steps is not None or args.end_to_end_dir is not None):
+        raise ContrastiveError("--end-to-end-steps and --end-to-end-dir go with --end-to-end")
+    if args.end_to_end and args.synthetic_images is not None:
+        raise ContrastiveError(
+            "--end-to-end runs the training stage on the recipe's dataset; it cannot use --synthetic-images"
+        )
     registry = registry_from_args(args)
     recipe = load_recipe(args.recipe, registry=registry, overrides=args.overrides)
     settings = BenchSettings(
@@ -78,13 +109,38 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         synthetic_images=args.synthetic_images,
     )
     progress = Console(file=sys.stderr, highlight=False)
-    result = run_benchmark(
-        recipe,
-        registry,
-        settings,
-        recipe_path=args.recipe,
-        report=lambda line: progress.print(line, style="dim"),
-    )
+
+    def say(line: str) -> None:
+        progress.print(line, style="dim")
+
+    with ExitStack() as held:
+        real_run = None
+        if args.end_to_end:
+            # Its sessions run between the rounds: the real run and the step share the same stretches of time.
+            real_run = held.enter_context(
+                EndToEndRun(
+                    recipe,
+                    registry,
+                    EndToEndSettings(
+                        steps=args.end_to_end_steps,
+                        sessions=min(args.rounds, args.steps),
+                        warmup=args.warmup,
+                        batch_size=args.batch_size,
+                        run_dir=args.end_to_end_dir,
+                    ),
+                    console=progress,
+                    report=say,
+                )
+            )
+        result = run_benchmark(
+            recipe,
+            registry,
+            settings,
+            recipe_path=args.recipe,
+            report=say,
+            between_rounds=real_run.session if real_run is not None else None,
+        )
+        end_to_end = real_run.measure(result.settings["views_per_step"]) if real_run is not None else None
     result.settings["command"] = command_line(args)
     console.print(result_table(result))
     ratio = result.full_over_bare
@@ -93,9 +149,21 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         f"full / bare = {ratio:.2f}: the full step keeps {ratio:.0%} of the bare step's throughput "
         f"({verdict} the GPU goal of {TARGET_FULL_OVER_BARE:.0%})"
     )
+    full_seconds = result.measurements["full"].seconds_per_step
+    if end_to_end is not None:
+        console.print(end_to_end_table(result, end_to_end))
+        run_ratio = full_seconds / end_to_end.run_seconds_per_step
+        verdict = "meets" if run_ratio >= TARGET_RUN_OVER_FULL else "is below"
+        console.print(
+            f"run / full = {run_ratio:.2f}: a real run of the recipe keeps {run_ratio:.0%} of the full "
+            f"step's throughput ({verdict} the goal of {TARGET_RUN_OVER_FULL:.0%})"
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        document = result.to_json()
+        if end_to_end is not None:
+            document["end_to_end"] = end_to_end.to_json(full_seconds)
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         console.print(Text(f"wrote {args.json}"))
     return 0
 
@@ -117,6 +185,10 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--batch-size", str(args.batch_size)]
     if args.synthetic_images is not None:
         words += ["--synthetic-images", ",".join(map(str, args.synthetic_images))]
+    if args.end_to_end:
+        words.append("--end-to-end")
+    if args.end_to_end_steps is not None:
+        words += ["--end-to-end-steps", str(args.end_to_end_steps)]
     for override in args.overrides:
         words += ["--set", override]
     for plugin in [*args.block, *args.block_after]:
@@ -175,6 +247,72 @@ def result_table(result: BenchmarkResult) -> Table:
             _mebibytes(measurement.memory_rise_bytes),
         )
     return table
+
+
+def end_to_end_table(result: BenchmarkResult, measured: EndToEndMeasurement) -> Table:
+    """The real run beside the full step: the loop, checkpoints, kNN monitor and the projected run."""
+    full = result.measurements["full"].seconds_per_step
+    views = measured.views_per_step
+    table = Table(
+        title=f"end to end: stage {measured.stage!r} of {result.recipe} run for real in {measured.sessions} "
+        f"session{'s' if measured.sessions != 1 else ''} between the rounds, {measured.steps} steps timed",
+        caption="loop: the median log interval, its checkpoint writes and monitor passes taken out; run: "
+        f"the recipe's whole stage at the measured costs{f'; files kept in {measured.run_dir}' if measured.run_dir else ''}",
+    )
+    for column, justify in (
+        ("part", "left"),
+        ("what is timed", "left"),
+        ("ms / step", "right"),
+        ("views / s", "right"),
+        ("of full's views/s", "right"),
+    ):
+        table.add_column(column, justify=justify)
+
+    def rate(seconds: float) -> tuple[str, str]:
+        return f"{views / seconds:,.0f}", f"{full / seconds:.0%}"
+
+    table.add_row("full", "bench's full step (above), this invocation", f"{1000 * full:.2f}", *rate(full))
+    loop = measured.loop_seconds_per_step
+    table.add_row(
+        "loop",
+        f"median of {len(measured.interval_seconds_per_step)} log intervals of the real run: loader, step, "
+        f"logging (all together: {1000 * measured.window_loop_seconds_per_step:.2f} ms)",
+        f"{1000 * loop:.2f}",
+        *rate(loop),
+    )
+    table.add_row(
+        "checkpoint",
+        (
+            f"none inside the run: its last rewritten, {measured.checkpoint_seconds:.3f} s"
+            if measured.checkpoint_source == "rewrite" and measured.checkpoint_seconds is not None
+            else _event_text("checkpoint write", measured.checkpoint_seconds, measured.checkpoints_measured)
+        )
+        + f"; the recipe's {measured.run_checkpoints:,} over its {measured.run_steps:,} steps",
+        f"{1000 * measured.checkpoint_seconds_per_step:.2f}",
+        "",
+        "",
+    )
+    if measured.run_knn_monitor_passes or measured.knn_monitor_passes_measured:
+        table.add_row(
+            "knn_monitor",
+            _event_text(
+                "kNN monitor pass", measured.knn_monitor_seconds, measured.knn_monitor_passes_measured
+            )
+            + f"; the recipe's {measured.run_knn_monitor_passes:,}",
+            f"{1000 * measured.knn_monitor_seconds_per_step:.2f}",
+            "",
+            "",
+        )
+    run = measured.run_seconds_per_step
+    table.add_row("run", "projected: loop + checkpoints + monitor, per step", f"{1000 * run:.2f}", *rate(run))
+    return table
+
+
+def _event_text(what: str, seconds: float | None, count: int) -> str:
+    if seconds is None:
+        return f"no {what} inside the run (not counted: give more --end-to-end-steps)"
+    plural = what + ("es" if what.endswith("s") else "s") if count != 1 else what
+    return f"{count} {plural} measured, {seconds:.3f} s each"
 
 
 def _mebibytes(value: int | None) -> str:
