@@ -71,7 +71,7 @@ from .file_batches import (
     unpack_encoded,
 )
 from .image_batch import ImageBatch, canvas_batch, items_batch
-from .interrupt import StopRequest, TrainingInterrupted
+from .interrupt import SessionPaused, StopRequest, TrainingInterrupted
 from .loss_precision import at_least_float32
 from .metrics_log import MetricsLog
 from .progress import TrainingProgress
@@ -128,6 +128,7 @@ __all__ = [
     "RunExport",
     "RunFileSystemError",
     "Stateful",
+    "SessionPaused",
     "StopRequest",
     "TrainingInterrupted",
     "TrainingLoop",

@@ -10,15 +10,17 @@ the recipe's: its batch, its logging, checkpoint and monitor cadences, its track
 
 The sessions run between the rounds of ``bench``'s parts (one after each round), so the real run and
 the full step it is compared with are measured in the same stretches of time: on a machine whose
-speed drifts, a slow minute slows both. The stage's metrics records say where a session's time went:
+speed drifts, a slow minute slows both. Experiment trackers are left out (each session would open a
+run of its own in the tracker's project). The stage's metrics records say where a session's time went:
 ``elapsed_s`` (wall time since the session's loop started, at the record), ``checkpoint_s``
-(checkpoint writes since the previous record) and ``knn_monitor_s`` (the monitor pass of this record).
-From them:
+(checkpoint writes since the previous record) and ``knn_monitor_s`` (the monitor pass of this record);
+the sessions are told apart by the step each started from. From them:
 
-* ``loop``: seconds per step of every log interval after each session's first record at or after
-  ``warmup`` steps (the first steps of a session start workers and warm caches), with the interval's
-  checkpoint writes and monitor passes taken out: the loader, the step, the logging. The figure is the
-  median over the intervals, as ``bench``'s parts are medians over rounds;
+* ``loop``: seconds per step over every log interval after each session's first record at or after
+  ``warmup`` steps (the first steps of a session start workers and warm caches), with the intervals'
+  checkpoint writes and monitor passes taken out: the loader, the step, the logging. It is their
+  total over their steps, since a whole run's time is a sum, its rare slow intervals included; it is
+  compared with the mean of the full step's rounds. The median interval is reported beside it;
 * ``checkpoint`` and ``knn_monitor``: the mean seconds of one write and of one pass in the run. The
   monitor runs at epoch ends only, so it is measured when the sessions cross one; when no checkpoint
   write fell inside the sessions (a sparse cadence), the run's last checkpoint is written again, timed,
@@ -32,6 +34,7 @@ The goal is a projected run of at least 0.95 of the full step's views/s.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import math
 import shutil
@@ -55,7 +58,7 @@ from ..run_directory.records import read_metrics
 from .accelerator import get_accelerator
 from .benchmark import synchronize
 from .checkpoint import CheckpointManager
-from .interrupt import TrainingInterrupted
+from .interrupt import SessionPaused, TrainingInterrupted
 from .runner import run_recipe
 from .training_parts import training_stage
 
@@ -150,13 +153,14 @@ class EndToEndMeasurement:
 
     @property
     def loop_seconds_per_step(self) -> float:
-        """The loader, the step and the logging, per step: the median interval."""
-        return statistics.median(self.interval_seconds_per_step)
+        """The loader, the step and the logging, per step: the timed intervals together (a whole run's
+        time is their sum, rare slow intervals included), without their checkpoint writes and passes."""
+        return (self.window_seconds - self.window_event_seconds) / self.steps
 
     @property
-    def window_loop_seconds_per_step(self) -> float:
-        """The same over the timed intervals together (their mean, weighted by steps)."""
-        return (self.window_seconds - self.window_event_seconds) / self.steps
+    def median_interval_seconds_per_step(self) -> float:
+        """The median interval: the figure least moved by bursts of other work on the machine."""
+        return statistics.median(self.interval_seconds_per_step)
 
     @property
     def checkpoint_seconds_per_step(self) -> float:
@@ -175,8 +179,8 @@ class EndToEndMeasurement:
         )
 
     def to_json(self, full_seconds_per_step: float | None = None) -> dict[str, Any]:
-        """Every field and derived figure; with ``bench``'s full step, also the loop's and the run's
-        throughput as fractions of the full step's."""
+        """Every field and derived figure; with ``bench``'s full step (the mean of its rounds, as the
+        loop is a mean), also the loop's and the run's throughput as fractions of the full step's."""
         ratios = {}
         if full_seconds_per_step is not None:
             ratios = {
@@ -188,7 +192,7 @@ class EndToEndMeasurement:
             | ratios
             | {
                 "loop_seconds_per_step": self.loop_seconds_per_step,
-                "window_loop_seconds_per_step": self.window_loop_seconds_per_step,
+                "median_interval_seconds_per_step": self.median_interval_seconds_per_step,
                 "loop_views_per_s": self.views_per_step / self.loop_seconds_per_step,
                 "checkpoint_seconds_per_step": self.checkpoint_seconds_per_step,
                 "knn_monitor_seconds_per_step": self.knn_monitor_seconds_per_step,
@@ -247,7 +251,13 @@ class EndToEndRun:
         if settings.batch_size is not None:
             update["batch_size"] = settings.batch_size
         self.session_steps = update["session_steps"]
-        self.short = recipe.model_copy(update={"stages": [stage.model_copy(update=update)]})
+        # Without experiment trackers: every session would open a run of its own in the user's project.
+        self.short = recipe.model_copy(
+            update={
+                "stages": [stage.model_copy(update=update)],
+                "run": recipe.run.model_copy(update={"trackers": ()}),
+            }
+        )
         self.key = stage_keys(self.short)[0]
         self.temporary = settings.run_dir is None
         if settings.run_dir is None:
@@ -256,12 +266,16 @@ class EndToEndRun:
             check_end_to_end_dir(settings.run_dir)
             self.run_dir = settings.run_dir
         self.ran = 0
+        #: The step each session started from (the last record's before it: a pause is logged).
+        self.session_starts: list[int] = []
 
     def session(self, index: int | None = None) -> None:
         """Train one more session of the stage (nothing once the stage has finished)."""
         if self.ran >= self.sessions or (self.run_dir / self.key / STAGE_DONE_FILE).exists():
             return
         self.ran += 1
+        metrics = self.run_dir / self.key / METRICS_FILE
+        self.session_starts.append(read_metrics(metrics)[-1]["step"] if metrics.exists() else 0)
         self.report(
             f"end to end: session {self.ran} of {self.sessions}, {self.session_steps} steps of stage "
             f"{self.recipe.stages.index(self.stage) + 1} ({self.stage.type}) in {self.run_dir}"
@@ -274,14 +288,22 @@ class EndToEndRun:
                 console=self.console,
                 write_report=False,
             )
-        except TrainingInterrupted:
+        except SessionPaused:
             pass  # the session's end, as planned (the stage's last session finishes it instead)
+        except TrainingInterrupted as stopped:
+            # A Ctrl-C or SIGTERM the stage honoured: the benchmark stops too, as it would elsewhere.
+            raise KeyboardInterrupt(str(stopped)) from None
+        finally:
+            # The session's objects are garbage now: collected here, outside the clocks, rather than by
+            # a collection that would fall into one of the next round's steps.
+            gc.collect()
 
     def measure(self, views_per_step: int) -> EndToEndMeasurement:
         """The measurement from the sessions' records (``views_per_step``: all view groups of every
         image, as ``bench`` counts them); a rewritten checkpoint is timed when none was reported."""
         measured = measure_records(
             read_metrics(self.run_dir / self.key / METRICS_FILE),
+            session_starts=self.session_starts,
             stage=self.key,
             warmup=self.settings.warmup,
             views_per_step=views_per_step,
@@ -355,29 +377,32 @@ def check_end_to_end_dir(run_dir: Path) -> None:
         )
 
 
-def split_sessions(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The records of each session: a session's clock starts again from 0, so a record whose
-    ``elapsed_s`` is below its predecessor's starts a new one."""
-    sessions: list[list[dict[str, Any]]] = []
-    for record in records:
-        if not sessions or record["elapsed_s"] < sessions[-1][-1]["elapsed_s"]:
-            sessions.append([])
-        sessions[-1].append(record)
-    return sessions
+def split_sessions(
+    records: Sequence[dict[str, Any]], starts: Sequence[int]
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """(start step, records) of each session that logged any, from the step each one started at
+    (ascending): a session's records are those after its start and up to the next one's."""
+    bounds = [*starts[1:], math.inf]
+    sessions = [
+        (start, [r for r in records if start < r["step"] <= end])
+        for start, end in zip(starts, bounds, strict=True)
+    ]
+    return [(start, session) for start, session in sessions if session]
 
 
 def measure_records(
     records: Sequence[dict[str, Any]],
     *,
+    session_starts: Sequence[int] = (0,),
     stage: str,
     warmup: int,
     views_per_step: int,
     cadence_settings: BaseModel,
     run_dir: str | None = None,
 ) -> EndToEndMeasurement:
-    """The measurement from a run's metrics records, one session or several (see the module
-    docstring); ``cadence_settings`` are the recipe's own stage settings (epochs, max_steps and
-    cadences of the whole stage)."""
+    """The measurement from a run's metrics records, of the sessions that started at the steps
+    ``session_starts`` (see the module docstring); ``cadence_settings`` are the recipe's own stage
+    settings (epochs, max_steps and cadences of the whole stage)."""
     if not records or any("elapsed_s" not in record for record in records):
         raise ContrastiveError(
             f"stage {stage!r} does not time its loop: its metrics records need elapsed_s (the pretrain "
@@ -393,9 +418,8 @@ def measure_records(
     steps = 0
     window = events = 0.0
     written = 0
-    sessions = split_sessions(records)
-    session_start = 0
-    for session in sessions:
+    sessions = split_sessions(records, session_starts)
+    for session_start, session in sessions:
         # Writes reported in this session's records: those after its start and before its last record
         # (the last record's own write, and the pause's, come after it).
         written += cadence.checkpoints_before(session[-1]["step"]) - cadence.checkpoints_before(
@@ -412,7 +436,6 @@ def measure_records(
             steps += count
             window += spent
             events += taken_out
-        session_start = session[-1]["step"]
     if not intervals:
         raise ContrastiveError(
             f"the run logged no two records after the warmup ({warmup} steps) of a session: give more "

@@ -35,3 +35,8 @@ class StopRequest:
 
 class TrainingInterrupted(Exception):
     """Raised after a requested stop was honoured and a checkpoint written; the CLI exits with 130."""
+
+
+class SessionPaused(TrainingInterrupted):
+    """Raised when a stage stopped on purpose after its ``session_steps``, a checkpoint written: the
+    same command resumes it (the CLI exits with 130, as for a stop request)."""

@@ -27,7 +27,7 @@ import torch
 
 from ..errors import ContrastiveError
 from .checkpoint import CheckpointError, CheckpointManager
-from .interrupt import StopRequest, TrainingInterrupted
+from .interrupt import SessionPaused, StopRequest, TrainingInterrupted
 from .random_state import capture_rng, restore_rng
 
 Batch = TypeVar("Batch")
@@ -316,11 +316,12 @@ class TrainingLoop:
     def pause(self, reason: str, *, saved: bool = False) -> None:
         """Stop on purpose at this step, as a honoured stop request does: save a checkpoint (unless
         ``saved``: one of this step was just written) and raise :class:`TrainingInterrupted`, so the run
-        resumes from here when started again. Every process that trains together calls this at the
+        resumes from here when started again (:class:`SessionPaused`, a :class:`TrainingInterrupted`).
+        Every process that trains together calls this at the
         same step (the reason is a setting, not a signal: no collective is needed)."""
         if not saved:
             self.save()
-        raise TrainingInterrupted(
+        raise SessionPaused(
             f"{self.prefix}{reason} at step {self.step} of {self.total_steps}; checkpoint saved in "
             f"{self.checkpoints.latest()}"
         )

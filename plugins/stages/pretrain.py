@@ -297,7 +297,13 @@ class Pretrain(Stage):
 
                     # ---- between steps: logging, stop requests, checkpoints ------------------------
                     at_log_step = step % params.log_every_steps == 0
-                    if at_log_step or loop.end_of_epoch:
+                    # The last step of a session (session_steps) is logged too, so no step's loss is lost.
+                    pausing = (
+                        params.session_steps is not None
+                        and step - start_step >= params.session_steps
+                        and step < total_steps
+                    )
+                    if at_log_step or loop.end_of_epoch or pausing:
                         means = loop.take_means()  # after the NaN/inf guard
                         elapsed = time.monotonic() - interval_start
                         logged = {
@@ -332,9 +338,8 @@ class Pretrain(Stage):
                         save_start = time.monotonic()
                         loop.save()
                         checkpoint_seconds += time.monotonic() - save_start
-                    if params.session_steps is not None and step - start_step >= params.session_steps:
-                        if step < total_steps:
-                            loop.pause(f"trained session_steps = {params.session_steps}", saved=saved)
+                    if pausing:
+                        loop.pause(f"trained session_steps = {params.session_steps}", saved=saved)
             finally:
                 progress.close()
                 if metrics_log is not None:

@@ -7,8 +7,10 @@ counts, its folder), through the API and the command. Never how fast anything is
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import statistics
 import tempfile
 from types import SimpleNamespace
 
@@ -19,6 +21,7 @@ from contrastive_core import ContrastiveError, default_registry
 from contrastive_core.cli import main as cli_main
 from contrastive_core.engine.end_to_end_benchmark import (
     Cadence,
+    EndToEndRun,
     EndToEndSettings,
     measure_records,
     run_end_to_end,
@@ -70,30 +73,52 @@ def test_the_intervals_leave_out_their_checkpoints_and_monitor_passes():
         {"step": 60, "epoch": 3.0, "elapsed_s": 9.0, "checkpoint_s": 0.55},
     ]
     stage = SimpleNamespace(epochs=4, max_steps=None, checkpoint_every_steps=10, knn_monitor_every_epochs=2)
-    measured = measure_records(records, stage="pretrain", warmup=5, views_per_step=64, cadence_settings=stage)
+    measured = measure_records(
+        records, session_starts=[0, 30], stage="pretrain", warmup=5, views_per_step=64, cadence_settings=stage
+    )
     # Session 1 times 10-20 and 20-30; session 2 (from step 30, warmup to 35) 40-50 and 50-60.
     assert measured.sessions == 2 and measured.steps == 40
     assert measured.interval_seconds_per_step == pytest.approx([0.2, 0.11, 0.24, 0.245])
-    assert measured.loop_seconds_per_step == pytest.approx(0.22)  # the median, not the mean
+    assert measured.median_interval_seconds_per_step == pytest.approx(0.22)
     assert measured.window_seconds == pytest.approx(11.0)
     assert measured.window_event_seconds == pytest.approx(3.05)
-    assert measured.window_loop_seconds_per_step == pytest.approx((11.0 - 3.05) / 40)
+    loop = (11.0 - 3.05) / 40  # the intervals together: a run's time is their sum
+    assert measured.loop_seconds_per_step == pytest.approx(loop)
     # Reported writes: those at 10, 20 (session 1) and 40, 50 (session 2).
     assert measured.checkpoints_measured == 4
     assert measured.checkpoint_seconds == pytest.approx(2.05 / 4)
     assert measured.knn_monitor_seconds == 1.0 and measured.knn_monitor_passes_measured == 1
     # The recipe's whole stage: 4 epochs of 20 steps, a write every 10 steps, a pass every 2 epochs.
     assert (measured.run_steps, measured.run_checkpoints, measured.run_knn_monitor_passes) == (80, 8, 2)
-    expected = 0.22 + (2.05 / 4 * 8 + 1.0 * 2) / 80
+    expected = loop + (2.05 / 4 * 8 + 1.0 * 2) / 80
     assert measured.run_seconds_per_step == pytest.approx(expected)
     document = measured.to_json(full_seconds_per_step=0.2)
     assert document["run_views_per_s"] == pytest.approx(64 / expected)
     assert document["run_over_full"] == pytest.approx(0.2 / expected)
     # Without a warmup each session's first interval starts at the session's start.
-    assert (
-        measure_records(records, stage="pretrain", warmup=0, views_per_step=64, cadence_settings=stage).steps
-        == 60
+    without_warmup = measure_records(
+        records, session_starts=[0, 30], stage="pretrain", warmup=0, views_per_step=64, cadence_settings=stage
     )
+    assert without_warmup.steps == 60
+
+
+def test_sessions_are_told_apart_by_their_start_even_when_the_clock_does_not_drop():
+    """A session whose first interval holds a long monitor pass reads a later clock than the end of the
+    session before: the start steps, not the clock, separate them (no interval spans two clocks)."""
+    records = [
+        {"step": 10, "epoch": 0.25, "elapsed_s": 0.3},
+        {"step": 20, "epoch": 0.5, "elapsed_s": 0.5},
+        {"step": 30, "epoch": 0.75, "elapsed_s": 1.6, "knn_monitor_s": 1.0},  # session 2, from 20
+        {"step": 40, "epoch": 1.0, "elapsed_s": 1.8},
+    ]
+    stage = SimpleNamespace(
+        epochs=1, max_steps=None, checkpoint_every_steps=100, knn_monitor_every_epochs=None
+    )
+    measured = measure_records(
+        records, session_starts=[0, 20], stage="pretrain", warmup=1, views_per_step=8, cadence_settings=stage
+    )
+    assert measured.sessions == 2
+    assert measured.interval_seconds_per_step == pytest.approx([0.02, 0.02])  # 10-20, and 30-40
 
 
 def test_records_that_cannot_be_measured_are_refused():
@@ -170,7 +195,7 @@ def test_the_command_prints_both_tables_and_writes_the_json(tmp_path, capsys):
     measured = document["end_to_end"]
     # --rounds 2: two sessions of 1 untimed + 2 timed steps, one after each round.
     assert (measured["sessions"], measured["steps"]) == (2, 4)
-    full = document["measurements"]["full"]["seconds_per_step"]
+    full = statistics.mean(document["measurements"]["full"]["round_seconds"])  # like the loop, a mean
     assert measured["run_over_full"] == pytest.approx(full / measured["run_seconds_per_step"])
     assert "--end-to-end --end-to-end-steps 3" in document["settings"]["command"]
 
@@ -219,8 +244,48 @@ def test_sessions_resume_the_stage_and_each_drops_its_warmup(tmp_path):
     clock starts again in each, and each session's first interval is left out."""
     run_dir = tmp_path / "e2e"
     settings = EndToEndSettings(steps=6, sessions=3, warmup=1, run_dir=run_dir)
-    measured = run_end_to_end(tiny(), default_registry(), settings, views_per_step=32, console=QUIET)
+    with EndToEndRun(tiny(), default_registry(), settings, console=QUIET) as run:
+        for _ in range(3):
+            run.session()
+        measured = run.measure(32)
+    assert run.session_starts == [0, 3, 6]
     records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(1, 10))
-    assert [len(session) for session in split_sessions(records)] == [3, 3, 3]
+    sessions = split_sessions(records, run.session_starts)
+    assert [len(session) for _, session in sessions] == [3, 3, 3]
+    # Each session's clock starts again: its first record reads less than the last one before it.
+    for (_, before), (_, session) in itertools.pairwise(sessions):
+        assert session[0]["elapsed_s"] < before[-1]["elapsed_s"]
     assert (measured.sessions, measured.steps, len(measured.interval_seconds_per_step)) == (3, 6, 6)
+
+
+def test_a_stop_request_during_a_session_stops_the_benchmark(tmp_path, monkeypatch):
+    """A session's planned pause is swallowed; a Ctrl-C the stage honoured ends the benchmark (as a
+    KeyboardInterrupt: exit 130), and the temporary run folder still goes."""
+    from contrastive_core.engine import SessionPaused, TrainingInterrupted, end_to_end_benchmark
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    raised = [SessionPaused("trained session_steps = 3"), TrainingInterrupted("stopped by SIGINT at step 4")]
+
+    def interrupted_run(*args, **kwargs):
+        raise raised.pop(0)
+
+    monkeypatch.setattr(end_to_end_benchmark, "run_recipe", interrupted_run)
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        with EndToEndRun(
+            tiny(), default_registry(), EndToEndSettings(steps=2, sessions=2), console=QUIET
+        ) as run:
+            run.session()  # paused as planned
+            run.session()  # stopped by the signal
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_real_run_leaves_the_recipes_experiment_trackers_out(tmp_path):
+    """Every session would open a tracker run of its own in the user's project: none is started."""
+    pytest.importorskip("tensorboard")
+    recipe = tiny(TINY.replace('device = "cpu"', 'device = "cpu"\ntrackers = ["tensorboard"]'))
+    assert recipe.run.trackers == ("tensorboard",)
+    settings = EndToEndSettings(steps=2, warmup=1, run_dir=tmp_path / "e2e")
+    run_end_to_end(recipe, default_registry(), settings, views_per_step=32, console=QUIET)
+    assert not (tmp_path / "e2e" / "tensorboard").exists()
+    assert (tmp_path / "e2e" / "pretrain" / "metrics.jsonl").exists()

@@ -276,3 +276,20 @@ def test_session_steps_train_a_run_in_pieces_that_equal_one_run(tmp_path, capsys
     assert all({"elapsed_s"} <= set(r) for r in records)
     for name, tensor in load_file(whole / "pretrain" / "encoder.safetensors").items():
         torch.testing.assert_close(load_file(pieces / "pretrain" / "encoder.safetensors")[name], tensor)
+
+
+def test_a_session_that_ends_between_log_steps_logs_its_last_steps(tmp_path):
+    """log_every_steps = 4 and session_steps = 5: each pause writes a record of its own, so every step's
+    loss is in a record: records 4, 5 | 8, 10 | 12, each the mean of the steps since the one before."""
+    every_step = tmp_path / "every_step"
+    assert cli_main(["run", str(write(tmp_path, tiny_recipe(epochs=3))), "--out", str(every_step)]) == 0
+    reference = losses(every_step)
+    text = tiny_recipe(epochs=3).replace("log_every_steps = 1", "log_every_steps = 4\nsession_steps = 5")
+    recipe, pieces = write(tmp_path, text, "pieces.toml"), tmp_path / "pieces"
+    for expected_exit in (130, 130, 0):
+        assert cli_main(["run", str(recipe), "--out", str(pieces)]) == expected_exit
+    records = read_metrics(pieces / "pretrain" / "metrics.jsonl")
+    assert [r["step"] for r in records] == [4, 5, 8, 10, 12]
+    spans = [(0, 4), (4, 5), (5, 8), (8, 10), (10, 12)]
+    expected = [sum(reference[first:last]) / (last - first) for first, last in spans]
+    assert [r["loss"] for r in records] == pytest.approx(expected, rel=1e-5)
