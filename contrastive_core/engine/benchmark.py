@@ -90,10 +90,11 @@ class Measurement:
     views_per_step: int
     round_seconds: list[float]
     peak_memory_bytes: int | None = None
-    """The highest memory over the part's rounds: CUDA ``max_memory_allocated``, CPU the process's peak
-    resident set (:mod:`.peak_memory`); None where it cannot be measured."""
+    """The highest memory in the part's memory round (one untimed round after the timed ones): CUDA
+    ``max_memory_allocated``, CPU the process's peak resident set (:mod:`.peak_memory`); None where it
+    cannot be measured."""
     memory_rise_bytes: int | None = None
-    """The most the part added above the memory in use when its round started (its working memory)."""
+    """The most the part added above the memory in use when that round started (its working memory)."""
 
     @property
     def views_per_s(self) -> float:
@@ -364,11 +365,13 @@ def time_interleaved(
 
     Each part runs ``warmup`` untimed steps, then ``steps`` timed steps spread over ``rounds`` rounds
     (at least one step per round) that visit the parts in turn; ``between_rounds(index)`` runs after
-    round ``index``, outside every clock. With ``peaks``, each round of a part
-    also appends (peak bytes, rise in bytes) to ``peaks[name]`` (:class:`.peak_memory.PeakMemory`,
-    reset before the round's clock starts and read after it stops).
+    round ``index``, outside every clock. With ``peaks``, one more round of each part, untimed, after
+    the timed ones, appends (peak bytes, rise in bytes) to ``peaks[name]``
+    (:class:`.peak_memory.PeakMemory`, reset before it and read after it). Memory is measured apart
+    from time because on the CPU the reset hands freed memory back to the operating system: the first
+    step of a timed round after it would page its buffers in again (on this project's CPU, about 50 ms
+    of a 235 ms step), which a training loop never pays.
     """
-    memory = PeakMemory(device) if peaks is not None else None
     for name, step in parts.items():
         report(f"warming up {name} ({warmup} steps)")
         for _ in range(warmup):
@@ -380,17 +383,23 @@ def time_interleaved(
         report(f"round {index + 1} of {rounds}: {count} step{'s' if count > 1 else ''} of each part")
         for name, step in parts.items():
             synchronize(device)
-            if memory is not None:
-                memory.reset()
             start = time.perf_counter()
             for _ in range(count):
                 step()
             synchronize(device)
             seconds[name].append((time.perf_counter() - start) / count)
-            if memory is not None and peaks is not None:
-                peaks.setdefault(name, []).append((memory.peak(), memory.rise))
         if between_rounds is not None:
             between_rounds(index)
+    if peaks is not None:
+        report(f"memory: one more round of each part ({per_round[0]} steps), untimed")
+        memory = PeakMemory(device)
+        for name, step in parts.items():
+            synchronize(device)
+            memory.reset()
+            for _ in range(per_round[0]):
+                step()
+            synchronize(device)
+            peaks.setdefault(name, []).append((memory.peak(), memory.rise))
     return seconds
 
 

@@ -18,7 +18,7 @@ import torch
 from contrastive_core import ContrastiveError, StepProgress, default_registry, validate_recipe
 from contrastive_core.cli import main as cli_main
 from contrastive_core.cli.commands.bench import result_table
-from contrastive_core.engine import BenchSettings, run_benchmark, time_interleaved
+from contrastive_core.engine import BenchSettings, benchmark, run_benchmark, time_interleaved
 from contrastive_core.engine.benchmark import _bare_step
 from tests.engine.method_steps import cpu_training_step, recipe_for
 from tests.engine.recipes import FIXTURE, tiny_recipe
@@ -116,6 +116,41 @@ def test_rounds_interleave_the_parts_and_split_the_steps():
     seconds = time_interleaved(parts, warmup=1, steps=5, rounds=2, device=torch.device("cpu"))
     assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2
     assert [len(values) for values in seconds.values()] == [2, 2]
+
+
+def test_memory_is_measured_in_an_untimed_round_after_the_timed_ones(monkeypatch):
+    """A memory reset hands freed memory back to the OS, so the next step pages it in again: no timed
+    round may follow one. Each part gets one more round, untimed, between a reset and a read."""
+    events: list[str] = []
+
+    class RecordingMemory:
+        rise = 7
+
+        def __init__(self, device):
+            pass
+
+        def reset(self):
+            events.append("reset")
+
+        def peak(self):
+            events.append("peak")
+            return 100
+
+    monkeypatch.setattr(benchmark, "PeakMemory", RecordingMemory)
+    parts = {name: (lambda name=name: events.append(name)) for name in ("a", "b")}
+    peaks: dict = {}
+    between = []
+    time_interleaved(
+        parts,
+        warmup=0,
+        steps=4,
+        rounds=2,
+        device=torch.device("cpu"),
+        peaks=peaks,
+        between_rounds=between.append,
+    )
+    assert events == ["a", "a", "b", "b"] * 2 + ["reset", "a", "a", "peak", "reset", "b", "b", "peak"]
+    assert peaks == {"a": [(100, 7)], "b": [(100, 7)]} and between == [0, 1]
 
 
 def test_the_bare_step_is_the_methods_own_forward_and_backward_on_random_views():

@@ -228,7 +228,7 @@ def result_table(result: BenchmarkResult) -> Table:
         f"{settings['precision']}, channels_last {settings['channels_last']}, compile {settings['compile']}, "
         f"{settings['pipeline']}; torch {machine['torch']}, {result.date}, load average "
         f"{machine['load_average_1min']} on {machine['cpu_cores']} cores before the run; peak memory: "
-        f"{memory} during the part's rounds, rise: above its start",
+        f"{memory} in an untimed round of the part after the timed ones, rise: above its start",
     )
     for column, justify in (
         ("part", "left"),
