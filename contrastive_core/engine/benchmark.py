@@ -101,6 +101,11 @@ class Measurement:
         return self.views_per_step / self.seconds_per_step
 
     @property
+    def mean_seconds_per_step(self) -> float:
+        """The mean of the rounds: what a sum of steps costs (``bench --end-to-end`` compares it)."""
+        return statistics.mean(self.round_seconds)
+
+    @property
     def best_seconds_per_step(self) -> float:
         """The fastest round: on a machine shared with other work, the least disturbed estimate."""
         return min(self.round_seconds)
@@ -269,7 +274,7 @@ def run_benchmark(
         ),
     }
     loader_fed = isinstance(source, LoaderBatches)
-    peaks: dict[str, list[tuple[int | None, int | None]]] = {}
+    peaks: dict[str, tuple[int | None, int | None]] = {}
     timings = time_interleaved(
         {name: part.step for name, part in timed.items() if not (loader_fed and name == "data")},
         warmup=settings.warmup,
@@ -319,17 +324,11 @@ def run_benchmark(
     )
     for name, part in timed.items():
         rounds = timings[name]
-        peak = _highest([p for p, _ in peaks.get(name, [])])
-        rise = _highest([r for _, r in peaks.get(name, [])])
+        peak, rise = peaks.get(name, (None, None))  # the loader's part has no memory round
         result.measurements[name] = Measurement(
             name, part.description, statistics.median(rounds), views, rounds, peak, rise
         )
     return result
-
-
-def _highest(values: list[int | None]) -> int | None:
-    known = [value for value in values if value is not None]
-    return max(known) if known else None
 
 
 def _loss_part(
@@ -358,7 +357,7 @@ def time_interleaved(
     rounds: int,
     device: torch.device,
     report: Callable[[str], None] = lambda line: None,
-    peaks: dict[str, list[tuple[int | None, int | None]]] | None = None,
+    peaks: dict[str, tuple[int | None, int | None]] | None = None,
     between_rounds: Callable[[int], object] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of each part in each round (see the module docstring for the scheme).
@@ -366,7 +365,7 @@ def time_interleaved(
     Each part runs ``warmup`` untimed steps, then ``steps`` timed steps spread over ``rounds`` rounds
     (at least one step per round) that visit the parts in turn; ``between_rounds(index)`` runs after
     round ``index``, outside every clock. With ``peaks``, one more round of each part, untimed, after
-    the timed ones, appends (peak bytes, rise in bytes) to ``peaks[name]``
+    the timed ones, sets ``peaks[name]`` to (peak bytes, rise in bytes)
     (:class:`.peak_memory.PeakMemory`, reset before it and read after it). Memory is measured apart
     from time because on the CPU the reset hands freed memory back to the operating system: the first
     step of a timed round after it would page its buffers in again (on this project's CPU, about 50 ms
@@ -399,7 +398,7 @@ def time_interleaved(
             for _ in range(per_round[0]):
                 step()
             synchronize(device)
-            peaks.setdefault(name, []).append((memory.peak(), memory.rise))
+            peaks[name] = (memory.peak(), memory.rise)
     return seconds
 
 

@@ -270,7 +270,8 @@ class EndToEndRun:
         self.session_starts: list[int] = []
 
     def session(self, index: int | None = None) -> None:
-        """Train one more session of the stage (nothing once the stage has finished)."""
+        """Train one more session of the stage (nothing once the stage has finished). ``index``: the
+        round it follows, as ``bench``'s ``between_rounds`` passes it (not needed here)."""
         if self.ran >= self.sessions or (self.run_dir / self.key / STAGE_DONE_FILE).exists():
             return
         self.ran += 1

@@ -314,11 +314,11 @@ class TrainingLoop:
             )
 
     def pause(self, reason: str, *, saved: bool = False) -> None:
-        """Stop on purpose at this step, as a honoured stop request does: save a checkpoint (unless
-        ``saved``: one of this step was just written) and raise :class:`TrainingInterrupted`, so the run
-        resumes from here when started again (:class:`SessionPaused`, a :class:`TrainingInterrupted`).
-        Every process that trains together calls this at the
-        same step (the reason is a setting, not a signal: no collective is needed)."""
+        """Stop on purpose at this step, as an honoured stop request does: save a checkpoint (unless
+        ``saved``: one of this step was just written) and raise :class:`SessionPaused` (a
+        :class:`TrainingInterrupted`), so the run resumes from here when started again. Every process
+        that trains together calls this at the same step (the reason is a setting, not a signal: no
+        collective is needed)."""
         if not saved:
             self.save()
         raise SessionPaused(

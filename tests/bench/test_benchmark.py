@@ -150,7 +150,7 @@ def test_memory_is_measured_in_an_untimed_round_after_the_timed_ones(monkeypatch
         between_rounds=between.append,
     )
     assert events == ["a", "a", "b", "b"] * 2 + ["reset", "a", "a", "peak", "reset", "b", "b", "peak"]
-    assert peaks == {"a": [(100, 7)], "b": [(100, 7)]} and between == [0, 1]
+    assert peaks == {"a": (100, 7), "b": (100, 7)} and between == [0, 1]
 
 
 def test_the_bare_step_is_the_methods_own_forward_and_backward_on_random_views():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -151,7 +150,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         f"({verdict} the GPU goal of {TARGET_FULL_OVER_BARE:.0%})"
     )
     # Like with like: the loop is the mean over its intervals, so the full step is the mean of its rounds.
-    full_seconds = statistics.mean(result.measurements["full"].round_seconds)
+    full_seconds = result.measurements["full"].mean_seconds_per_step
     if end_to_end is not None:
         console.print(end_to_end_table(result, end_to_end))
         run_ratio = full_seconds / end_to_end.run_seconds_per_step
@@ -255,7 +254,7 @@ def result_table(result: BenchmarkResult) -> Table:
 
 def end_to_end_table(result: BenchmarkResult, measured: EndToEndMeasurement) -> Table:
     """The real run beside the full step: the loop, checkpoints, kNN monitor and the projected run."""
-    full = statistics.mean(result.measurements["full"].round_seconds)
+    full = result.measurements["full"].mean_seconds_per_step
     views = measured.views_per_step
     table = Table(
         title=f"end to end: stage {measured.stage!r} of {result.recipe} run for real in {measured.sessions} "
